@@ -1,0 +1,11 @@
+"""scanshift-ray: how much does a diagnostic CNN lose when the scanner changes?
+
+Data flows one way through named artifacts::
+
+    raw data -> preprocessing -> shards (<root>/<key>/<domain>.h5) -> trial -> results/*.parquet -> report
+
+`shards` owns the on-disk format, `trial` is a plain function of (cell, data) -> rows,
+`tune_adapter` is the only module that talks to Ray Tune.
+"""
+
+__version__ = "0.1.0"

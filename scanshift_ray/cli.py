@@ -1,0 +1,196 @@
+"""The `scanshift` command line: thin argparse wrappers over the package's functions.
+
+Every user-facing error is a `ScanshiftError`, printed as one line (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.profiles import PROFILES
+from scanshift_ray.study import EXPERIMENTS, Study, restrict
+
+DEFAULT_SEEDS = {"fast": 3, "smoke": 2, "paper": 10}
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _seeds(value: str) -> tuple[int, ...]:
+    """'3' -> (0, 1, 2); '0,4,7' -> (0, 4, 7)."""
+    try:
+        return tuple(int(v) for v in value.split(",")) if "," in value else tuple(range(int(value)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be a count or a comma list, got {value!r}") from None
+
+
+def add_study_args(p: argparse.ArgumentParser, default_experiments: str = "main") -> None:
+    """Options shared by `scanshift run` and `sweeps/full_study.py`."""
+    p.add_argument("--shards", help="shard root (<root>/<key>/<domain>.h5); default: synthetic twins "
+                   "generated under data/synthetic/<profile>")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--profile", default="fast", choices=PROFILES.names())
+    p.add_argument("--experiments", type=_csv, default=_csv(default_experiments),
+                   help=f"comma list of {', '.join(EXPERIMENTS.names())} (default: {default_experiments})")
+    p.add_argument("--datasets", type=_csv, help="comma list of dataset keys (default: each experiment's own)")
+    p.add_argument("--seeds", type=_seeds, help="seed count or comma list (default: 3 fast, 10 paper)")
+    p.add_argument("--normalization", default="image", choices=("image", "train"))
+    p.add_argument("--noise-space", default="normalized", choices=("normalized", "native"))
+    p.add_argument("--noise-draw", default="per_batch", choices=("per_batch", "once"))
+    p.add_argument("--local", action="store_true", help="run cells in this process, without Ray")
+    p.add_argument("--max-failures", type=int, default=2, help="retries per trial under Ray (default 2)")
+
+
+def study_from_args(args: argparse.Namespace) -> Study:
+    """Build the declarative study from parsed options."""
+    for key in args.datasets or ():
+        DATASETS.get(key)  # one-line error on an unknown key
+    seeds = args.seeds or tuple(range(DEFAULT_SEEDS.get(args.profile, 3)))
+    exps = tuple(restrict(EXPERIMENTS.get(e), args.datasets,
+                          seeds if e == "main" or args.seeds else None) for e in args.experiments)
+    return Study(exps, profile=args.profile, normalization=args.normalization, noise_space=args.noise_space,
+                 noise_draw=args.noise_draw)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a study and print its Table-2 summary; exit 1 when cells failed."""
+    from scanshift_ray import results, runner, summary
+    from scanshift_ray.study import expand
+
+    study = study_from_args(args)
+    shard_root = args.shards or ensure_synthetic(study)
+    outcome = runner.run_study(study, shard_root, args.results, "local" if args.local else "ray",
+                               args.max_failures)
+    ids = {c.cell_id for c in expand(study, runner.dataset_ids(study, shard_root))}
+    rows = results.read_results(args.results) if results.done_cells(args.results) else None
+    if rows is not None:
+        rows = rows[rows["cell_id"].isin(ids)]
+        source = ", ".join(sorted(rows["data_source"].unique()))
+        print("\n" + summary.format_table2(summary.table2(rows), source))
+    if outcome.ran:
+        ideal = outcome.train_seconds / max(outcome.cpus, 1.0)
+        print(f"\nran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall; training time "
+              f"{outcome.train_seconds:.0f} s / {outcome.cpus:.0f} CPUs = {ideal:.0f} s "
+              f"(wall / ideal = {outcome.wall_seconds / max(ideal, 1e-9):.2f})")
+    for cell_id, err in outcome.failed.items():
+        print(f"FAILED {cell_id}: {err}", file=sys.stderr)
+    print(f"results: {Path(args.results).resolve()}  ({len(outcome.failed)} failed cells)")
+    return 1 if outcome.failed else 0
+
+
+def ensure_synthetic(study: Study, root: str | None = None) -> str:
+    """Generate any missing synthetic twin of `study` under data/synthetic/<profile>; return the root."""
+    from scanshift_ray.synthetic.generate import write_twins
+
+    root = root or f"data/synthetic/{study.profile}"
+    keys = sorted({k for e in study.experiments for k in e.datasets}, key=DATASETS.names().index)
+    made = write_twins(root, keys, PROFILES.get(study.profile))
+    if made:
+        print(f"generated synthetic twins for {', '.join(made)} under {root}")
+    return root
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write synthetic twins as shards."""
+    from scanshift_ray.synthetic.generate import write_twins
+
+    keys = args.datasets or tuple(DATASETS.names())
+    for key in keys:
+        DATASETS.get(key)
+    severity = {}
+    for item in args.severity or ():
+        modality, _, value = item.partition("=")
+        if modality not in ("CT", "MRI", "X-ray") or not value:
+            raise ScanshiftError(f"--severity takes MODALITY=VALUE with MODALITY in CT, MRI, X-ray; got {item!r}")
+        severity[modality] = float(value)
+    made = write_twins(args.out, keys, PROFILES.get(args.profile), args.seed, severity, force=args.force)
+    print(f"{len(made)} twin(s) written, {len(keys) - len(made)} already current, under {args.out}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Print Table 2 of a results file or folder."""
+    from scanshift_ray import results, summary
+
+    rows = results.read_results(args.results)
+    print(summary.format_table2(summary.table2(rows), ", ".join(sorted(rows["data_source"].unique()))))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List registered models with parameter counts at each profile's input shapes."""
+    from scanshift_ray.models import build_model, count_parameters
+
+    print(f"{'model':<12} {'profile':<7} {'dataset':<17} {'input':<14} {'parameters':>11}")
+    for spec in DATASETS:
+        ds = DATASETS.get(spec)
+        for name in ("paper", "fast"):
+            prof = PROFILES.get(name)
+            shape = prof.input_shape(ds)
+            n = count_parameters(build_model(ds.model, shape, prof.width))
+            print(f"{ds.model:<12} {name:<7} {ds.key:<17} {'x'.join(map(str, shape)):<14} {n:>11,}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate every dataset's shards under a root."""
+    from scanshift_ray.shards import load_domains
+
+    found = [k for k in DATASETS.names() if (Path(args.root) / k).is_dir()]
+    if not Path(args.root).is_dir():
+        raise ScanshiftError(f"shard root not found: {args.root}")
+    for key in found:
+        loaded = load_domains(args.root, DATASETS.get(key))
+        print(f"ok {key}: " + ", ".join(f"{d} {len(s)} images" for d, s in loaded.items()))
+    print(f"{len(found)} dataset(s) valid under {args.root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `scanshift` argument parser."""
+    parser = argparse.ArgumentParser(prog="scanshift", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a study (same as python sweeps/full_study.py)")
+    add_study_args(run)
+    run.set_defaults(func=cmd_run)
+    syn = sub.add_parser("synth", help="write synthetic twins as shards")
+    syn.add_argument("--out", required=True)
+    syn.add_argument("--profile", default="fast", choices=PROFILES.names())
+    syn.add_argument("--datasets", type=_csv)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--severity", action="append", help="MODALITY=VALUE, e.g. MRI=0.8 (repeatable)")
+    syn.add_argument("--force", action="store_true")
+    syn.set_defaults(func=cmd_synth)
+    summ = sub.add_parser("summary", help="print Table 2 from result Parquet files")
+    summ.add_argument("results")
+    summ.set_defaults(func=cmd_summary)
+    sub.add_parser("models", help="list models and parameter counts").set_defaults(func=cmd_models)
+    val = sub.add_parser("validate", help="validate the shards under a root")
+    val.add_argument("root")
+    val.set_defaults(func=cmd_validate)
+    return parser
+
+
+def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse, dispatch, and turn user errors and interrupts into one-line messages."""
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScanshiftError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; finished cells are saved, re-run the same command to continue",
+              file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `scanshift` console command."""
+    return run_main(build_parser(), argv)

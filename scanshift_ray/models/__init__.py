@@ -1,0 +1,43 @@
+"""The model registry: one file per model family, each registering a builder by name.
+
+A builder takes the model input shape ((H, W) or (D, H, W), single channel) and a width multiplier
+(1.0 = the paper architecture) and returns an `nn.Module` mapping a batch (B, *shape) to logits (B,).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from scanshift_ray.registry import Registry
+
+Builder = Callable[[tuple[int, ...], float], nn.Module]
+MODELS: Registry[Builder] = Registry("model")
+
+
+def build_model(name: str, input_shape: tuple[int, ...], width: float = 1.0) -> nn.Module:
+    """Build registered model `name` for single-channel inputs of `input_shape`."""
+    return MODELS.get(name)(tuple(input_shape), width)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count scaled by `width`, at least 4."""
+    return max(4, int(round(channels * width)))
+
+
+class Squeeze(nn.Module):
+    """(B, 1) logits -> (B,)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.squeeze(-1)
+
+
+# Registration happens on import of each family module.
+from scanshift_ray.models import densenet, mrnet, nodulex  # noqa: E402,F401

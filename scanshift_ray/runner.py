@@ -1,0 +1,84 @@
+"""Run a study: validate the shards, expand the grid, skip done cells, run the rest, summarise.
+
+This is the I/O shell around the pure pieces (`study.expand`, `trial.run_trial`, `summary`).
+The backend is Ray Tune (`tune_adapter`) or, for debugging and tests, a plain in-process loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scanshift_ray import results, shards
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.study import Cell, Study, expand
+
+
+@dataclass
+class StudyOutcome:
+    """What a run of a study did: counts, failures, timing."""
+
+    total: int
+    already_done: int
+    ran: int
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0
+    cpus: float = 1.0
+
+
+def dataset_ids(study: Study, shard_root: str | Path) -> dict[str, tuple[str, str]]:
+    """dataset -> (data_id, data_source) for every dataset of `study`; validates all its shards first."""
+    keys = sorted({k for exp in study.experiments for k in exp.datasets}, key=DATASETS.names().index)
+    out = {}
+    for key in keys:
+        loaded = shards.load_domains(shard_root, DATASETS.get(key), mmap=True)
+        out[key] = (shards.data_id(loaded), str(next(iter(loaded.values())).attrs["data_source"]))
+    return out
+
+
+def pending_cells(study: Study, shard_root: str | Path, results_dir: str | Path) -> tuple[list[Cell], int]:
+    """The cells of `study` without a result file, and how many cells the study has in all."""
+    cells = expand(study, dataset_ids(study, shard_root))
+    done = results.done_cells(results_dir)
+    return [c for c in cells if c.cell_id not in done], len(cells)
+
+
+def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path,
+              log: Callable[[str], None] = print) -> StudyOutcome:
+    """Run cells one after another in this process (no Ray); failures are recorded, not raised."""
+    from scanshift_ray.trial import run_trial
+
+    start, train, failed = time.time(), 0.0, {}
+    for i, cell in enumerate(cells, 1):
+        try:
+            rows = run_trial(cell, shards.load_domains(shard_root, DATASETS.get(cell.dataset)))
+        except Exception as exc:  # a failing cell must not stop the sweep
+            failed[cell.cell_id] = f"{type(exc).__name__}: {exc}"
+            results.record_failure(results_dir, {"cell_id": cell.cell_id, **cell.__dict__}, failed[cell.cell_id])
+            continue
+        results.write_cell(results_dir, rows)
+        train += rows[0]["train_seconds"]
+        log(f"[{i}/{len(cells)}] {cell.dataset} {cell.train_domain} seed {cell.seed}: "
+            + ", ".join(f"{r['test_domain']} {r['auc']:.3f}" for r in rows))
+    return StudyOutcome(len(cells), 0, len(cells) - len(failed), failed, time.time() - start, train, 1.0)
+
+
+def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
+              max_failures: int = 2, log: Callable[[str], None] = print) -> StudyOutcome:
+    """Run every cell of `study` that has no result yet."""
+    todo, total = pending_cells(study, shard_root, results_dir)
+    log(f"{total} cells: {total - len(todo)} already done, {len(todo)} to run")
+    if not todo:
+        return StudyOutcome(total, total, 0)
+    if backend == "local":
+        out = run_local(todo, shard_root, results_dir, log)
+    else:
+        from scanshift_ray.tune_adapter import run_cells
+
+        rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures)
+        out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
+    out.total, out.already_done = total, total - len(todo)
+    return out

@@ -1,0 +1,210 @@
+"""The shard format: the one module that writes, reads and validates `<root>/<key>/<domain>.h5`.
+
+Layout of one shard (format version 1)::
+
+    images       (N, H, W) or (N, D, H, W), depth first, native units (HU for CT, scanner units for
+                 MRI, detector values for X-ray); int16/uint16/float32; stored contiguous and
+                 uncompressed so readers can memory-map it (concurrent trials share the page cache)
+    labels       (N,) uint8, 0 or 1
+    patient_ids  (N,) variable-length UTF-8, pseudonymous
+    attrs        dataset, domain, modality, task, manufacturers (JSON list), data_source
+                 ("synthetic" | "real"), units, format_version, provenance (JSON), content_sha1
+
+Beside the shards, `<root>/<key>/manifest.json` records counts per domain and label and whatever the
+writer wants to say (skipped cases, options, code version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from scanshift_ray.datasets import DatasetSpec
+from scanshift_ray.errors import ScanshiftError
+
+FORMAT_VERSION = 1
+REQUIRED_ATTRS = ("dataset", "domain", "modality", "task", "data_source", "format_version", "content_sha1")
+DATA_SOURCES = ("synthetic", "real")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One scanner domain of one dataset, in memory (or memory-mapped)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    patient_ids: np.ndarray
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def shard_path(root: str | Path, key: str, domain: str) -> Path:
+    """Where the shard of (dataset `key`, `domain`) lives under `root`."""
+    return Path(root) / key / f"{domain}.h5"
+
+
+def content_digest(images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray) -> str:
+    """SHA-1 over the arrays; identifies the data a result was computed on."""
+    h = hashlib.sha1()
+    h.update(str(images.shape).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.asarray(labels, dtype=np.uint8).tobytes())
+    h.update("\0".join(map(str, patient_ids)).encode())
+    return h.hexdigest()
+
+
+def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
+                attrs: Mapping[str, Any]) -> Path:
+    """Validate and write one shard atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    labels = np.asarray(labels).astype(np.uint8)
+    patient_ids = np.asarray([str(p) for p in patient_ids], dtype=object)
+    full = {**attrs, "format_version": FORMAT_VERSION,
+            "content_sha1": content_digest(images, labels, patient_ids)}
+    shard = Shard(images, labels, patient_ids, full)
+    validate(shard, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("images", data=np.ascontiguousarray(images))  # contiguous: mmap-able
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("patient_ids", data=patient_ids, dtype=h5py.string_dtype())
+            for k, v in full.items():
+                f.attrs[k] = json.dumps(v) if isinstance(v, list | dict | tuple) else v
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _mmap_images(path: Path, dset: h5py.Dataset) -> np.ndarray | None:
+    """A read-only memory map of a contiguous, uncompressed dataset, else None."""
+    offset = dset.id.get_offset()
+    if offset is None or dset.chunks is not None or dset.compression is not None:
+        return None
+    return np.memmap(path, mode="r", dtype=dset.dtype, shape=dset.shape, offset=offset)
+
+
+def read_shard(path: str | Path, mmap: bool = True) -> Shard:
+    """Read and validate one shard; images are memory-mapped when the layout allows.
+
+    Raises:
+        ScanshiftError: the file is missing, is not HDF5, or fails validation (message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScanshiftError(f"shard not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("images", "labels", "patient_ids") if k not in f]
+            if missing:
+                raise ScanshiftError(f"invalid shard {path}: missing dataset(s) {', '.join(missing)}")
+            images = _mmap_images(path, f["images"]) if mmap else None
+            if images is None:
+                images = f["images"][()]
+            labels = f["labels"][()]
+            patient_ids = np.asarray(f["patient_ids"].asstr()[()], dtype=object)
+            attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+    except OSError as exc:
+        raise ScanshiftError(f"cannot read shard {path}: {exc}") from None
+    shard = Shard(images, labels, patient_ids, attrs)
+    validate(shard, str(path))
+    return shard
+
+
+def validate(shard: Shard, where: str) -> None:
+    """Check the shard invariants; raise a one-line ScanshiftError naming `where` on the first breach."""
+    def bad(msg: str) -> ScanshiftError:
+        return ScanshiftError(f"invalid shard {where}: {msg}")
+
+    n = shard.images.shape[0] if shard.images.ndim else 0
+    if shard.images.ndim not in (3, 4):
+        raise bad(f"images must be (N,H,W) or (N,D,H,W), got shape {shard.images.shape}")
+    if n == 0:
+        raise bad("no images")
+    if shard.labels.shape != (n,) or shard.patient_ids.shape != (n,):
+        raise bad(f"{n} images but labels {shard.labels.shape} and patient_ids {shard.patient_ids.shape}")
+    if not np.isin(shard.labels, (0, 1)).all():
+        raise bad("labels must be 0 or 1")
+    if any(not str(p) for p in shard.patient_ids):
+        raise bad("empty patient id")
+    missing = [k for k in REQUIRED_ATTRS if k not in shard.attrs]
+    if missing:
+        raise bad(f"missing attribute(s) {', '.join(missing)}")
+    if shard.attrs["data_source"] not in DATA_SOURCES:
+        raise bad(f"data_source must be one of {DATA_SOURCES}")
+    if int(shard.attrs["format_version"]) > FORMAT_VERSION:
+        raise bad(f"format version {shard.attrs['format_version']} is newer than this code ({FORMAT_VERSION})")
+    if shard.images.dtype.kind == "f" and not np.isfinite(shard.images[: min(n, 64)]).all():
+        raise bad("images contain NaN or inf")
+
+
+def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True) -> dict[str, Shard]:
+    """Read both domains of `spec` under `root`, checking that they agree with the spec and each other."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ScanshiftError(f"shard root not found: {root}")
+    shards = {d: read_shard(shard_path(root, spec.key, d), mmap=mmap) for d in spec.domains}
+    for domain, shard in shards.items():
+        where = shard_path(root, spec.key, domain)
+        if shard.attrs["dataset"] != spec.key or shard.attrs["domain"] != domain:
+            raise ScanshiftError(f"invalid shard {where}: says it is {shard.attrs['dataset']}/"
+                                 f"{shard.attrs['domain']}")
+        want = 3 if spec.task == "slice2d" else 4
+        if shard.images.ndim != want:
+            raise ScanshiftError(f"invalid shard {where}: task {spec.task} needs {want}-D images, "
+                                 f"got shape {shard.images.shape}")
+    sources = {s.attrs["data_source"] for s in shards.values()}
+    if len(sources) != 1:
+        raise ScanshiftError(f"{root / spec.key}: domains mix synthetic and real shards")
+    return shards
+
+
+def data_id(shards: Mapping[str, Shard]) -> str:
+    """A short id of the exact data of a dataset (all domains), part of every cell id."""
+    joined = "|".join(f"{d}:{shards[d].attrs['content_sha1']}" for d in sorted(shards))
+    return hashlib.sha1(joined.encode()).hexdigest()[:12]
+
+
+def write_manifest(root: str | Path, key: str, info: Mapping[str, Any]) -> Path:
+    """Write `<root>/<key>/manifest.json` atomically, adding counts read back from the shards present."""
+    folder = Path(root) / key
+    counts = {}
+    for h5 in sorted(folder.glob("*.h5")):
+        with h5py.File(h5, "r") as f:
+            labels = f["labels"][()]
+            counts[h5.stem] = {"n": int(labels.size), "n_pos": int(labels.sum()),
+                               "n_patients": len(set(f["patient_ids"].asstr()[()]))}
+    body = json.dumps({"dataset": key, "format_version": FORMAT_VERSION, "counts": counts, **info},
+                      indent=2, default=str)
+    tmp = folder / ".manifest.json.tmp"
+    tmp.write_text(body)
+    os.replace(tmp, folder / "manifest.json")
+    return folder / "manifest.json"

@@ -1,0 +1,141 @@
+"""The only module that talks to Ray Tune: runs a list of cells as one Tune grid.
+
+Each Tune trial is one cell. It reads its dataset's shards (memory-mapped, so trials on one node
+share the page cache instead of each holding a copy), calls the plain `trial.run_trial`, reports
+per-epoch progress with `tune.report`, and finally reports its rows as JSON. A callback in the
+driver writes those rows to `<results>/<experiment>/<cell_id>.parquet` the moment a trial
+finishes, so a killed driver loses at most the cells that were still training.
+Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from scanshift_ray import results
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.profiles import PROFILES
+from scanshift_ray.shards import load_domains
+from scanshift_ray.study import Cell
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one call of `run_cells` did."""
+
+    finished: int
+    failed: dict[str, str]  # cell_id -> error
+    wall_seconds: float
+    train_seconds: float  # sum over finished trials
+    cpus: float
+
+
+def trial_resources(cell: Cell, gpus_available: bool) -> dict[str, float]:
+    """CPU and GPU share of one cell: small models share a GPU, DenseNet-121 at paper size gets one."""
+    if not gpus_available:
+        return {"CPU": 1.0, "GPU": 0.0}
+    profile, spec = PROFILES.get(cell.profile), DATASETS.get(cell.dataset)
+    if profile.width < 1.0:
+        share = 0.25  # scaled-down models: four trials per GPU
+    elif cell.model == "densenet121" or (spec.task == "crop3d" and max(spec.paper_shape) > 32):
+        share = 1.0
+    else:
+        share = 0.5
+    return {"CPU": 1.0, "GPU": share}
+
+
+def _trainable(config: dict[str, Any], shard_root: str) -> None:
+    import torch
+
+    from scanshift_ray.trial import run_trial
+
+    cell = Cell(**config["cell"])
+    torch.set_num_threads(max(1, int(tune.get_context().get_trial_resources().required_resources
+                                      .get("CPU", 1))))
+    spec = DATASETS.get(cell.dataset)
+    shards = load_domains(shard_root, spec)
+    src, tgt = cell.train_domain, spec.other_domain(cell.train_domain)
+
+    def progress(rec: dict) -> None:
+        tune.report({"epoch": rec["epoch"], "val_auc": rec["auc_val"], "auc_same": rec[f"auc_test_{src}"],
+                     "auc_other": rec[f"auc_test_{tgt}"], "loss": rec["loss"]})
+
+    rows = run_trial(cell, shards, on_epoch=progress)
+    tune.report({"epoch": rows[0]["epochs"], "rows_json": json.dumps(rows)})
+
+
+class _ResultWriter(tune.Callback):
+    """Driver-side: persists each finished cell at once, and records cells that failed for good."""
+
+    def __init__(self, results_dir: str) -> None:
+        self.results_dir = results_dir
+        self.train_seconds = 0.0
+        self.finished = 0
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if "rows_json" in result:
+            rows = json.loads(result["rows_json"])
+            results.write_cell(self.results_dir, rows)
+            self.train_seconds += float(rows[0]["train_seconds"])
+            self.finished += 1
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = str(getattr(trial, "error_file", "") or "")
+        if error and os.path.exists(error):
+            lines = [ln for ln in Path(error).read_text().splitlines() if ln.strip()]
+            error = lines[-1] if lines else error
+        results.record_failure(self.results_dir, {"cell_id": Cell(**trial.config["cell"]).cell_id,
+                                                  **trial.config["cell"]}, error or "trial failed")
+
+
+def _trial_name(trial: Any) -> str:
+    c = trial.config["cell"]
+    extra = f"-f{c['mix_fraction']}" if c["mix_fraction"] else f"-a{c['noise_alpha']}" if c["noise_alpha"] else ""
+    return f"{c['experiment']}-{c['dataset']}-{c['train_domain']}-s{c['seed']}{extra}-{trial.trial_id[-5:]}"
+
+
+def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
+              max_failures: int = 2, verbose: int = 1) -> RunReport:
+    """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
+
+    Args:
+        cells: the cells still to run.
+        shard_root: folder holding `<key>/<domain>.h5`; must be readable on every node.
+        results_dir: where rows are written (on the driver).
+        max_failures: Tune retries per trial before it is recorded as failed.
+        verbose: Tune output level (1 shows the progress table).
+    """
+    start = time.time()
+    results_dir = Path(results_dir).resolve()
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                 configure_logging=False, log_to_driver=verbose > 1)
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    gpus = ray.cluster_resources().get("GPU", 0.0) > 0
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, shard_root=str(Path(shard_root).resolve())),
+        lambda config: tune.PlacementGroupFactory([trial_resources(Cell(**config["cell"]), gpus)]))
+    writer = _ResultWriter(str(results_dir))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([asdict(c) for c in cells])},
+        tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(results_dir / "_tune"),
+            failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[writer], verbose=verbose),
+    )
+    tuner.fit()
+    done = results.done_cells(results_dir)
+    ids = {c.cell_id for c in cells}
+    failed = {k: v for k, v in results.failed_cells(results_dir).items() if k in ids and k not in done}
+    return RunReport(writer.finished, failed, time.time() - start, writer.train_seconds, cpus)
