@@ -123,6 +123,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write tables, figures and report.md/.html from result Parquet files."""
+    from scanshift_ray import report, results
+
+    paths = report.write_report(results.read_results(args.results), args.out)
+    print(f"wrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List registered models with parameter counts at each profile's input shapes."""
     from scanshift_ray.models import build_model, count_parameters
@@ -170,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="print Table 2 from result Parquet files")
     summ.add_argument("results")
     summ.set_defaults(func=cmd_summary)
+    rep = sub.add_parser("report", help="tables, figures and a report from result Parquet files")
+    rep.add_argument("results")
+    rep.add_argument("--out", required=True)
+    rep.set_defaults(func=cmd_report)
     sub.add_parser("models", help="list models and parameter counts").set_defaults(func=cmd_models)
     val = sub.add_parser("validate", help="validate the shards under a root")
     val.add_argument("root")

@@ -54,7 +54,7 @@ class Profile:
 
 PROFILES: Registry[Profile] = Registry("profile")
 PROFILES.add("fast", Profile("fast", epochs=30, batch_size=50, lr=1e-3, width=0.25, slice_size=64,
-                             crop_hw=32, max_depth=8, synthetic_patients=150, slices_per_patient=4))
+                             crop_hw=32, max_depth=8, synthetic_patients=200, slices_per_patient=4))
 PROFILES.add("paper", Profile("paper", epochs=60, batch_size=50, lr=1e-4, width=1.0, slice_size=None,
                               crop_hw=None, max_depth=None, synthetic_patients=400, slices_per_patient=6))
 # For tests and smoke runs: the fast pipeline on tiny twins with two epochs.

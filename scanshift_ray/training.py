@@ -94,7 +94,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eval_sets: EvalSets,
             scaler.step(opt)
             scaler.update()
             total += float(loss.detach()) * len(idx)
-        record = {"epoch": epoch, "loss": total / len(x), "seconds": time.perf_counter() - start}
+        record: dict[str, float | str] = {"epoch": epoch, "loss": total / len(x),
+                                          "seconds": time.perf_counter() - start}
         for name, (ex, ey) in eval_sets.items():
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 record[f"auc_{name}"], record[f"note_{name}"] = auc_or_nan(ey, predict(model, ex))

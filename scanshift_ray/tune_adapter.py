@@ -125,6 +125,13 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         tune.with_parameters(_trainable, shard_root=str(Path(shard_root).resolve())),
         lambda config: tune.PlacementGroupFactory([trial_resources(Cell(**config["cell"]), gpus)]))
     writer = _ResultWriter(str(results_dir))
+    # The classic reporter: one compact status table every 30 s with the columns that matter here.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    reporter = tune.CLIReporter(
+        metric_columns={"epoch": "epoch", "val_auc": "val AUC", "auc_same": "AUC same", "auc_other": "AUC other"},
+        parameter_columns={"cell/experiment": "exp", "cell/dataset": "dataset", "cell/train_domain": "train",
+                           "cell/seed": "seed"},
+        max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([asdict(c) for c in cells])},
@@ -132,7 +139,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(results_dir / "_tune"),
-            failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[writer], verbose=verbose),
+            failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[writer], verbose=verbose,
+            progress_reporter=reporter),
     )
     tuner.fit()
     done = results.done_cells(results_dir)

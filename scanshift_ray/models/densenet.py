@@ -7,6 +7,7 @@ and initial features and shorten the blocks ((4, 4, 4) at width < 1), for CPU pr
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchvision.models import DenseNet, densenet121
 
@@ -29,5 +30,5 @@ def densenet121_1ch(input_shape: tuple[int, ...], width: float) -> nn.Module:
 
 
 class _AddChannel(nn.Module):
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)

@@ -8,6 +8,7 @@ At width 1 this has 2,454,465 parameters; `weights=None` always (no pretrained d
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from scanshift_ray.models import MODELS, Squeeze, scaled
@@ -31,7 +32,7 @@ class MRNet2D(nn.Module):
         )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c4, 1), Squeeze())
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.unsqueeze(1)))  # (B, H, W) -> (B, 1, H, W) -> (B,)
 
 

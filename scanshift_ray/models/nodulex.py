@@ -12,6 +12,7 @@ Linear(64, 1). Both are "NoduleX-style", not copies. `weights=None`: trained fro
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from scanshift_ray.models import MODELS, Squeeze, scaled
@@ -36,7 +37,7 @@ class NoduleX2D(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, dense), nn.ReLU(inplace=True),
                                   nn.Dropout(0.5), nn.Linear(dense, 1), Squeeze())
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
@@ -59,7 +60,7 @@ class NoduleX3D(nn.Module):
         self.features = nn.Sequential(b1, b2)
         self.head = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(c2, 1), Squeeze())
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.unsqueeze(1)))  # (B, D, H, W) -> (B, 1, D, H, W)
 
 

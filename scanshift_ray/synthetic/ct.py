@@ -84,10 +84,12 @@ def _offset(rng: np.random.Generator, max_mm: float) -> tuple[float, float, floa
 
 def kidney(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
     """Arterial-phase kidney region; label 1 = renal tumour. Cysts and medullary pyramids are mimics."""
-    hu = _soft_background(grid, rng, rng.uniform(0.1, 0.3))
+    hu = _soft_background(grid, rng, rng.uniform(0.0, 0.1))
     c = _offset(rng, 8.0)
     radii = (60.0, rng.uniform(24, 32), rng.uniform(34, 44))
     angle = rng.uniform(-0.6, 0.6)
+    fat = (60.0, radii[1] + rng.uniform(6, 14), radii[2] + rng.uniform(6, 14))
+    _textured(grid.ellipsoid(c, fat, angle), hu, -90.0, 10.0, rng)  # perirenal fat
     outer = grid.ellipsoid(c, radii, angle)
     inner = grid.ellipsoid(c, (60.0, radii[1] - 6, radii[2] - 6), angle)
     _textured(outer, hu, rng.uniform(160, 200), 12.0, rng)  # enhancing cortex
@@ -96,11 +98,11 @@ def kidney(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(rng.integers(0, 3)):  # simple cysts: water density, smooth, both classes
         pos = (rng.uniform(-3, 3), c[1] + rng.uniform(-20, 20), c[2] + rng.uniform(-30, 30))
         hu[grid.ellipsoid(pos, (rng.uniform(3, 9),) * 3)] = rng.uniform(0, 20)
-    if label:
-        ang = rng.uniform(0, 2 * np.pi)
-        pos = (rng.uniform(-2, 2), c[1] + radii[1] * np.sin(ang), c[2] + radii[2] * np.cos(ang))
-        mass = grid.blob(pos, rng.uniform(10, 18), rng.uniform(0.1, 0.3), rng)  # exophytic: bulges the contour
-        _textured(mass, hu, rng.uniform(105, 145), 22.0, rng)  # heterogeneous, hypo-enhancing vs cortex
+    if label:  # renal cell carcinoma: heterogeneous, often exophytic into the perirenal fat
+        ang, rr = rng.uniform(0, 2 * np.pi), rng.uniform(0.7, 1.1)
+        pos = (rng.uniform(-2, 2), c[1] + rr * radii[1] * np.sin(ang), c[2] + rr * radii[2] * np.cos(ang))
+        mass = grid.blob(pos, rng.uniform(9, 16), rng.uniform(0.1, 0.3), rng)
+        _textured(mass, hu, rng.uniform(110, 140), 15.0, rng)
     return hu
 
 

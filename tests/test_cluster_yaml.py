@@ -1,0 +1,25 @@
+"""cluster.yaml validated offline against Ray's own autoscaler schema."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cluster_yaml_passes_ray_schema_validation():
+    from ray.autoscaler._private.util import validate_config
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(config)  # raises on schema violations (e.g. non-integer resources)
+    assert config["head_node_type"] in config["available_node_types"]
+
+
+def test_cluster_yaml_limits_inbound_access_and_holds_no_secrets():
+    text = (ROOT / "cluster.yaml").read_text()
+    config = yaml.safe_load(text)
+    perms = config["provider"]["security_group"]["IpPermissions"]
+    assert [(p["FromPort"], p["ToPort"]) for p in perms] == [(22, 22)]
+    assert all(r["CidrIp"] != "0.0.0.0/0" for p in perms for r in p["IpRanges"])
+    assert not any(word in text.lower() for word in ("aws_secret", "secret_access_key", "password", "token:"))
+    assert "--dashboard-host=127.0.0.1" in text

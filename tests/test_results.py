@@ -1,0 +1,36 @@
+import pandas as pd
+import pytest
+
+from scanshift_ray import results
+from scanshift_ray.errors import ScanshiftError
+
+
+def _rows(cell_id: str, experiment: str = "main") -> list[dict]:
+    return [{"experiment": experiment, "cell_id": cell_id, "test_domain": d, "auc": 0.8} for d in ("a", "b")]
+
+
+def test_write_read_and_ledger(tmp_path):
+    results.write_cell(tmp_path, _rows("c1"))
+    results.write_cell(tmp_path, _rows("c2", "noise"))
+    assert results.done_cells(tmp_path) == {"c1", "c2"}
+    df = results.read_results(tmp_path)
+    assert len(df) == 4 and set(df["cell_id"]) == {"c1", "c2"}
+    assert len(pd.read_parquet(tmp_path / "main")) == 2  # plain pandas reads an experiment folder
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_failure_record_is_cleared_by_success(tmp_path):
+    results.record_failure(tmp_path, {"cell_id": "c1", "dataset": "x"}, "boom")
+    assert results.failed_cells(tmp_path) == {"c1": "boom"}
+    assert results.done_cells(tmp_path) == set()
+    results.write_cell(tmp_path, _rows("c1"))
+    assert results.failed_cells(tmp_path) == {}
+
+
+def test_unreadable_result_file_is_named(tmp_path):
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "broken.parquet").write_text("nope")
+    with pytest.raises(ScanshiftError, match="unreadable result file .*broken.parquet"):
+        results.read_results(tmp_path)
+    with pytest.raises(ScanshiftError, match="results not found"):
+        results.read_results(tmp_path / "missing")

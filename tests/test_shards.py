@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from scanshift_ray import shards
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
+
+ATTRS = {"dataset": "ct-lidc", "domain": "ge", "modality": "CT", "task": "crop3d", "data_source": "real",
+         "manufacturers": ["GE MEDICAL SYSTEMS"], "provenance": {"note": "test"}}
+
+
+def _write(path: Path, n: int = 6) -> Path:
+    images = np.arange(n * 5 * 8 * 8, dtype=np.int16).reshape(n, 5, 8, 8)
+    return shards.write_shard(path, images, np.array([0, 1] * (n // 2)), [f"p{i // 2}" for i in range(n)], ATTRS)
+
+
+def test_round_trip_is_memory_mapped_and_keeps_attrs(tmp_path):
+    path = _write(tmp_path / "ct-lidc" / "ge.h5")
+    shard = shards.read_shard(path)
+    assert isinstance(shard.images, np.memmap)
+    assert shard.images.shape == (6, 5, 8, 8) and shard.images[1, 0, 0, 1] == 321
+    assert shard.labels.tolist() == [0, 1, 0, 1, 0, 1]
+    assert list(shard.patient_ids) == ["p0", "p0", "p1", "p1", "p2", "p2"]
+    assert shard.attrs["manufacturers"] == ["GE MEDICAL SYSTEMS"]
+    assert shard.attrs["provenance"] == {"note": "test"}
+    assert shard.attrs["format_version"] == shards.FORMAT_VERSION
+    assert [p.name for p in path.parent.iterdir()] == ["ge.h5"]  # no temp file left behind
+
+
+def test_non_mmap_read_equals_mmap(tmp_path):
+    path = _write(tmp_path / "s.h5")
+    assert np.array_equal(shards.read_shard(path, mmap=False).images, shards.read_shard(path).images)
+
+
+@pytest.mark.parametrize("labels, pids, msg", [
+    (np.array([0, 2, 0, 1]), ["a", "a", "b", "b"], "labels must be 0 or 1"),
+    (np.array([0, 1, 0]), ["a", "a", "b", "b"], "4 images but labels"),
+    (np.array([0, 1, 0, 1]), ["a", "", "b", "b"], "empty patient id"),
+])
+def test_writer_rejects_invalid_data(tmp_path, labels, pids, msg):
+    with pytest.raises(ScanshiftError, match=msg):
+        shards.write_shard(tmp_path / "x.h5", np.zeros((4, 8, 8), np.int16), labels, pids, ATTRS)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_reader_names_the_file_of_a_broken_shard(tmp_path):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 8, 8))
+        f["labels"] = np.array([0, 1, 1])
+    with pytest.raises(ScanshiftError, match=f"invalid shard {path}: missing dataset"):
+        shards.read_shard(path)
+    path.write_text("not hdf5")
+    with pytest.raises(ScanshiftError, match=f"cannot read shard {path}"):
+        shards.read_shard(path)
+
+
+def test_load_domains_errors_are_one_line_and_name_the_file(tmp_path):
+    spec = DATASETS.get("ct-lidc")
+    with pytest.raises(ScanshiftError, match="shard root not found"):
+        shards.load_domains(tmp_path / "nope", spec)
+    _write(tmp_path / "ct-lidc" / "ge.h5")
+    with pytest.raises(ScanshiftError, match=r"shard not found: .*ct-lidc/other\.h5"):
+        shards.load_domains(tmp_path, spec)
+
+
+def test_load_domains_rejects_a_shard_for_another_dataset(tmp_path):
+    spec = DATASETS.get("ct-lidc")
+    _write(tmp_path / "ct-lidc" / "ge.h5")
+    _write(tmp_path / "ct-lidc" / "other.h5")  # its attrs still say domain "ge"
+    with pytest.raises(ScanshiftError, match="says it is ct-lidc/ge"):
+        shards.load_domains(tmp_path, spec)
+
+
+def test_data_id_changes_with_content(toy_root):
+    spec = DATASETS.get("xray-chest")
+    before = shards.data_id(shards.load_domains(toy_root, spec))
+    from conftest import write_toy_dataset
+
+    write_toy_dataset(toy_root, "xray-chest", seed=1)
+    assert shards.data_id(shards.load_domains(toy_root, spec)) != before
+
+
+def test_manifest_counts(toy_root):
+    import json
+
+    path = shards.write_manifest(toy_root, "xray-chest", {"note": "x"})
+    body = json.loads(path.read_text())
+    assert body["counts"]["3"] == {"n": 60, "n_pos": 30, "n_patients": 30}

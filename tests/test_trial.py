@@ -1,0 +1,77 @@
+import math
+
+import numpy as np
+import pytest
+
+from scanshift_ray import shards
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.study import Cell
+from scanshift_ray.trial import build_sets, mix_indices, run_trial
+
+REQUIRED = {"experiment", "dataset", "modality", "data_source", "train_domain", "test_domain", "same_domain",
+            "seed", "mix_fraction", "noise_alpha", "model", "profile", "epochs", "best_epoch", "auc", "auc_last",
+            "val_auc", "n_train", "n_test", "n_test_pos", "cell_id", "code_version", "wall_seconds", "hostname"}
+
+
+def _cell(key: str, domain: str, **kw) -> Cell:
+    return Cell(kw.pop("experiment", "main"), key, domain, kw.pop("seed", 0), DATASETS.get(key).model, "smoke",
+                "toy", "real", **kw)
+
+
+def test_trial_rows_and_learning(toy_root):
+    loaded = shards.load_domains(toy_root, DATASETS.get("ct-lidc"))
+    rows = run_trial(_cell("ct-lidc", "ge"), loaded)
+    assert [r["test_domain"] for r in rows] == ["ge", "other"]
+    assert set(rows[0]) >= REQUIRED
+    assert rows[0]["same_domain"] and not rows[1]["same_domain"]
+    assert rows[0]["n_train"] == 40 and rows[0]["n_test"] == 10  # 20 train, 5 test patients x 2 crops
+    assert rows[0]["auc"] > 0.8  # the toy signal is easy
+
+
+def test_same_cell_twice_gives_identical_aucs(toy_root):
+    loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
+    a, b = (run_trial(_cell("xray-chest", "5"), loaded) for _ in range(2))
+    assert [r["auc"] for r in a] == [r["auc"] for r in b]
+    assert [r["auc_last"] for r in a] == [r["auc_last"] for r in b]
+
+
+def test_one_class_test_set_gives_nan_and_a_reason(tmp_path):
+    from conftest import write_toy_dataset
+
+    write_toy_dataset(tmp_path, "xray-chest", per_patient=2)
+    path = shards.shard_path(tmp_path, "xray-chest", "5")
+    s = shards.read_shard(path, mmap=False)
+    shards.write_shard(path, s.images, np.zeros_like(s.labels), s.patient_ids, s.attrs)  # domain 5: all negative
+    rows = run_trial(_cell("xray-chest", "3"), shards.load_domains(tmp_path, DATASETS.get("xray-chest")))
+    other = rows[1]
+    assert math.isnan(other["auc"]) and other["auc_note"] == "test set has only class 0"
+    assert not math.isnan(rows[0]["auc"])
+
+
+def test_mix_indices_fraction_and_duplication():
+    rng = np.random.default_rng(0)
+    src, tgt = np.arange(80), np.arange(100, 110)
+    idx = mix_indices(src, tgt, 0.5, rng)  # 80 target images needed, only 10 exist
+    assert len(idx) == 80 and set(idx) == set(tgt)
+    assert len(idx) / (len(idx) + len(src)) == pytest.approx(0.5)
+    assert len(mix_indices(src, np.arange(100, 300), 0.2, rng)) == 20  # 20 / 100 = 0.2
+    assert len(set(mix_indices(src, np.arange(100, 300), 0.2, rng))) == 20  # no duplicates when enough
+
+
+def test_mixed_training_set_contains_target_images(toy_root):
+    spec = DATASETS.get("xray-chest")
+    loaded = shards.load_domains(toy_root, spec)
+    sets, meta = build_sets(_cell("xray-chest", "3", experiment="mixing", mix_fraction=0.2), spec, loaded,
+                            (64, 64))
+    assert meta["n_mixed"] == 10 and len(sets["train"][1]) == 50
+
+
+@pytest.mark.parametrize("space, draw", [("normalized", "once"), ("native", "once")])
+def test_noise_once_changes_only_training_images(toy_root, space, draw):
+    spec = DATASETS.get("xray-chest")
+    loaded = shards.load_domains(toy_root, spec)
+    clean, _ = build_sets(_cell("xray-chest", "3"), spec, loaded, (64, 64))
+    noisy, _ = build_sets(_cell("xray-chest", "3", experiment="noise", noise_alpha=3.0, noise_space=space,
+                                noise_draw=draw), spec, loaded, (64, 64))
+    assert float((noisy["train"][0] - clean["train"][0]).std()) > 0.05
+    assert np.array_equal(noisy["test_5"][0].numpy(), clean["test_5"][0].numpy())

@@ -1,0 +1,54 @@
+"""Ray Tune adapter: a real (local) Ray run of a small grid; re-running it trains nothing."""
+
+import pytest
+
+from scanshift_ray import results
+from scanshift_ray.runner import run_study
+from scanshift_ray.study import EXPERIMENTS, Cell, Study, restrict
+from scanshift_ray.tune_adapter import trial_resources
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_session(tmp_path_factory):
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_sweep_through_tune_writes_each_cell_once(toy_root, tmp_path, ray_session):
+    study = Study((restrict(EXPERIMENTS.get("main"), ("ct-lidc",), (0,)),), profile="smoke")
+    res = tmp_path / "res"
+    out = run_study(study, toy_root, res, backend="ray", log=lambda s: None)
+    assert (out.total, out.ran, out.failed) == (2, 2, {})
+    df = results.read_results(res)
+    assert len(df) == 4 and df["cell_id"].nunique() == 2
+    again = run_study(study, toy_root, res, backend="ray", log=lambda s: None)
+    assert (again.already_done, again.ran) == (2, 0)
+
+
+@pytest.mark.slow
+def test_failing_cell_is_recorded_and_the_rest_completes(toy_root, tmp_path, ray_session):
+    from scanshift_ray.tune_adapter import run_cells
+
+    (toy_root / "ct-lidc" / "other.h5").write_bytes(b"corrupt")  # the trial itself reads the shard
+
+    good = Cell("main", "xray-chest", "3", 0, "densenet121", "smoke", "x", "real")
+    bad = Cell("main", "ct-lidc", "ge", 0, "nodulex", "smoke", "x", "real")
+    rep = run_cells([good, bad], toy_root, tmp_path, max_failures=1, verbose=0)
+    assert rep.finished == 1 and set(rep.failed) == {bad.cell_id}
+    assert "other.h5" in rep.failed[bad.cell_id]
+    assert results.done_cells(tmp_path) == {good.cell_id}
+
+
+def test_gpu_share_depends_on_model_and_size():
+    small = Cell("main", "ct-lidc", "ge", 0, "nodulex", "fast", "x", "real")
+    big = Cell("main", "xray-chest", "3", 0, "densenet121", "paper", "x", "real")
+    cube = Cell("main", "ct-oropharyngeal", "ge", 0, "nodulex", "paper", "x", "real")
+    assert trial_resources(small, gpus_available=True)["GPU"] == 0.25
+    assert trial_resources(big, gpus_available=True)["GPU"] == 1.0
+    assert trial_resources(cube, gpus_available=True)["GPU"] == 1.0
+    assert trial_resources(big, gpus_available=False) == {"CPU": 1.0, "GPU": 0.0}
