@@ -30,7 +30,7 @@ def bars(table: pd.DataFrame, path: Path) -> Path:
 
 def box(table: pd.DataFrame, path: Path) -> Path:
     """Fig. 3: deltas by modality, mean as a red line."""
-    mods = sorted(table["modality"].unique(), key=MODALITY_ORDER.get)
+    mods = sorted(table["modality"].unique(), key=lambda m: MODALITY_ORDER.get(m, 9))
     data = [table.loc[table["modality"] == m, "delta"].dropna().to_numpy() for m in mods]
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.boxplot(data, showmeans=True, meanline=True, meanprops={"color": "red"})

@@ -38,6 +38,7 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
 
 def full_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Table 2 plus per-setting paired test, bootstrap CI, warnings and (real data) the paper's values."""
+    rows = prepare(rows)
     table = table2(rows)
     main = rows[rows["experiment"] == "main"]
     extra = []

@@ -114,6 +114,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     shape = profile.input_shape(spec)
     dev = pick_device(device)
     sets, meta = build_sets(cell, spec, shards, shape)
+    torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
     model = build_model(cell.model, shape, profile.width).to(dev)
     tensors = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
     x_train, y_train = tensors.pop("train")

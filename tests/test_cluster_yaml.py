@@ -2,17 +2,22 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cluster_yaml_passes_ray_schema_validation():
-    from ray.autoscaler._private.util import validate_config
+    from jsonschema import ValidationError
+    from ray.autoscaler._private.util import prepare_config, validate_config
 
     config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
-    validate_config(config)  # raises on schema violations (e.g. non-integer resources)
+    validate_config(prepare_config(config))  # Ray's own schema, offline (no cloud call)
     assert config["head_node_type"] in config["available_node_types"]
+    config["available_node_types"]["gpu_worker"]["resources"]["GPU"] = 0.5  # the check can fail
+    with pytest.raises(ValidationError):
+        validate_config(prepare_config(config))
 
 
 def test_cluster_yaml_limits_inbound_access_and_holds_no_secrets():
