@@ -58,48 +58,72 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndar
     return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
 
-EvalSets = Mapping[str, tuple[torch.Tensor, np.ndarray]]
+@dataclass
+class FitResult:
+    """Per-epoch history, and the weights of the epoch with the best validation AUC."""
+
+    history: list[dict]
+    best_epoch: int  # 1-based; highest validation AUC, earliest on ties, last epoch if all are NaN
+    best_state: dict[str, torch.Tensor]
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eval_sets: EvalSets, cfg: TrainConfig,
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train `model` on (x (N, ...), y (N,)) and evaluate AUC on `eval_sets` after every epoch.
+def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, opt: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, gen: torch.Generator, use_amp: bool) -> float:
+    """One pass over (x, y) in shuffled batches; returns the mean loss."""
+    loss_fn, device, total = nn.BCEWithLogitsLoss(), x.device, 0.0
+    model.train()
+    order = torch.randperm(len(x), generator=gen).to(device)
+    for i in range(0, len(x), cfg.batch_size):
+        idx = order[i:i + cfg.batch_size]
+        xb = x[idx]
+        if cfg.noise_alpha > 0:
+            xb = xb + cfg.noise_alpha * torch.randn(xb.shape, generator=gen).to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = loss_fn(model(xb).float(), y[idx])
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        total += float(loss.detach()) * len(idx)
+    return total / len(x)
 
-    Returns one dict per epoch: epoch (1-based), loss, seconds, and `auc_<name>` per eval set.
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, np.ndarray],
+        cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train `model` on (x (N, ...), y (N,)); after every epoch compute the validation AUC on `val`.
+
+    The weights of the best validation epoch are kept in memory, so test sets are evaluated only twice
+    (best and last epoch) instead of after every epoch.
     """
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    device = x.device
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = cfg.amp and x.device.type == "cuda"
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = nn.BCEWithLogitsLoss()
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    history = []
+    history: list[dict] = []
+    best_auc, best_epoch, best_state = -np.inf, 0, {}
     for epoch in range(1, cfg.epochs + 1):
-        start, total = time.perf_counter(), 0.0
-        model.train()
-        order = torch.randperm(len(x), generator=gen).to(device)
-        for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            xb = x[idx]
-            if cfg.noise_alpha > 0:
-                noise = torch.randn(xb.shape, generator=gen).to(device)
-                xb = xb + cfg.noise_alpha * noise
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(xb).float(), y[idx])
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            total += float(loss.detach()) * len(idx)
-        record: dict[str, float | str] = {"epoch": epoch, "loss": total / len(x),
-                                          "seconds": time.perf_counter() - start}
-        for name, (ex, ey) in eval_sets.items():
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                record[f"auc_{name}"], record[f"note_{name}"] = auc_or_nan(ey, predict(model, ex))
-        history.append(record)
+        start = time.perf_counter()
+        loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, use_amp)
+        seconds = time.perf_counter() - start
+        with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
+            auc, note = auc_or_nan(val[1], predict(model, val[0]))
+        history.append({"epoch": epoch, "loss": loss, "seconds": seconds, "auc_val": auc, "note_val": note})
+        if np.isfinite(auc) and auc > best_auc:
+            best_auc, best_epoch = auc, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch is not None:
-            on_epoch(record)
-    return history
+            on_epoch(history[-1])
+    if not best_state:  # every validation AUC was NaN: report the last epoch
+        best_epoch, best_state = cfg.epochs, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return FitResult(history, best_epoch, best_state)
+
+
+def evaluate(model: nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
+             use_amp: bool = False) -> dict[str, tuple[float, str]]:
+    """(AUC, note) of `model` on every named (x, labels) set."""
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp and device.type == "cuda"):
+        return {name: auc_or_nan(y, predict(model, x)) for name, (x, y) in sets.items()}

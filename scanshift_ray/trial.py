@@ -25,7 +25,7 @@ from scanshift_ray.profiles import PROFILES
 from scanshift_ray.shards import Shard
 from scanshift_ray.splits import seed_hash, split_digest, split_patients
 from scanshift_ray.study import Cell
-from scanshift_ray.training import TrainConfig, fit, pick_device
+from scanshift_ray.training import FitResult, TrainConfig, evaluate, fit, pick_device
 
 
 def resize(images: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
@@ -107,7 +107,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
         cell: what to run.
         shards: both domains of the cell's dataset (see `shards.load_domains`).
         device: torch device; default the GPU when one is visible, else the CPU.
-        on_epoch: called with each epoch's record (loss, AUCs), e.g. to report progress.
+        on_epoch: called with each epoch's record (loss, validation AUC), e.g. to report progress.
     """
     start = time.perf_counter()
     spec, profile = DATASETS.get(cell.dataset), PROFILES.get(cell.profile)
@@ -116,27 +116,25 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     sets, meta = build_sets(cell, spec, shards, shape)
     torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
     model = build_model(cell.model, shape, profile.width).to(dev)
-    tensors = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
-    x_train, y_train = tensors.pop("train")
+    on_dev = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
+    x_train, y_train = on_dev.pop("train")
+    val = on_dev.pop("val")
     per_batch = cell.noise_alpha if cell.noise_draw == "per_batch" else 0.0
     cfg = TrainConfig(profile.epochs, profile.batch_size, profile.lr, seed_hash("train", cell.cell_id),
                       noise_alpha=per_batch)
-    history = fit(model, x_train, torch.from_numpy(y_train).to(dev), tensors, cfg, on_epoch)
-    train_seconds = sum(h["seconds"] for h in history)
-    return make_rows(cell, spec, sets, history, meta, {
-        "device": str(dev), "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - start})
-
-
-def best_epoch(history: list[dict]) -> int:
-    """Index of the epoch with the highest validation AUC (earliest on ties; last if all are NaN)."""
-    vals = np.array([h["auc_val"] for h in history], dtype=float)
-    return int(np.nanargmax(vals)) if np.isfinite(vals).any() else len(history) - 1
+    fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), val, cfg, on_epoch)
+    last = evaluate(model, on_dev, cfg.amp)
+    model.load_state_dict(fitted.best_state)
+    best = evaluate(model, on_dev, cfg.amp)
+    timing = {"device": str(dev), "train_seconds": sum(h["seconds"] for h in fitted.history),
+              "wall_seconds": time.perf_counter() - start}
+    return make_rows(cell, spec, sets, fitted, best, last, {**meta, **timing})
 
 
 def make_rows(cell: Cell, spec: DatasetSpec, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
-              history: list[dict], meta: dict, timing: dict) -> list[dict]:
+              fitted: FitResult, best: Mapping[str, tuple[float, str]], last: Mapping[str, tuple[float, str]],
+              extra: dict) -> list[dict]:
     """The long-form result rows of a finished trial, one per test domain."""
-    best = best_epoch(history)
     rows = []
     for d in spec.domains:
         labels = sets[f"test_{d}"][1]
@@ -145,12 +143,11 @@ def make_rows(cell: Cell, spec: DatasetSpec, sets: Mapping[str, tuple[torch.Tens
             "data_source": cell.data_source, "train_domain": cell.train_domain, "test_domain": d,
             "same_domain": d == cell.train_domain, "seed": cell.seed, "mix_fraction": cell.mix_fraction,
             "noise_alpha": cell.noise_alpha, "model": cell.model, "profile": cell.profile,
-            "epochs": len(history), "best_epoch": best + 1, "auc": history[best][f"auc_test_{d}"],
-            "auc_last": history[-1][f"auc_test_{d}"], "auc_note": history[best][f"note_test_{d}"],
-            "val_auc": history[best]["auc_val"], "n_train": len(sets["train"][1]), "n_mixed": meta["n_mixed"],
+            "epochs": len(fitted.history), "best_epoch": fitted.best_epoch, "auc": best[f"test_{d}"][0],
+            "auc_last": last[f"test_{d}"][0], "auc_note": best[f"test_{d}"][1],
+            "val_auc": fitted.history[fitted.best_epoch - 1]["auc_val"], "n_train": len(sets["train"][1]),
             "n_test": len(labels), "n_test_pos": int(labels.sum()), "cell_id": cell.cell_id,
-            "data_id": cell.data_id, "split_id": meta["split_id"], "normalization": cell.normalization,
-            "noise_space": cell.noise_space, "noise_draw": cell.noise_draw, "code_version": __version__,
-            "hostname": socket.gethostname(), **timing,
+            "data_id": cell.data_id, "normalization": cell.normalization, "noise_space": cell.noise_space,
+            "noise_draw": cell.noise_draw, "code_version": __version__, "hostname": socket.gethostname(), **extra,
         })
     return rows

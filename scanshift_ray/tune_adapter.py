@@ -61,16 +61,14 @@ def _trainable(config: dict[str, Any], shard_root: str) -> None:
     cell = Cell(**config["cell"])
     torch.set_num_threads(max(1, int(tune.get_context().get_trial_resources().required_resources
                                       .get("CPU", 1))))
-    spec = DATASETS.get(cell.dataset)
-    shards = load_domains(shard_root, spec)
-    src, tgt = cell.train_domain, spec.other_domain(cell.train_domain)
+    shards = load_domains(shard_root, DATASETS.get(cell.dataset))
 
     def progress(rec: dict) -> None:
-        tune.report({"epoch": rec["epoch"], "val_auc": rec["auc_val"], "auc_same": rec[f"auc_test_{src}"],
-                     "auc_other": rec[f"auc_test_{tgt}"], "loss": rec["loss"]})
+        tune.report({"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]})
 
     rows = run_trial(cell, shards, on_epoch=progress)
-    tune.report({"epoch": rows[0]["epochs"], "rows_json": json.dumps(rows)})
+    same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
+    tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "rows_json": json.dumps(rows)})
 
 
 class _ResultWriter(tune.Callback):
@@ -128,7 +126,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     # The classic reporter: one compact status table every 30 s with the columns that matter here.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     reporter = tune.CLIReporter(
-        metric_columns={"epoch": "epoch", "val_auc": "val AUC", "auc_same": "AUC same", "auc_other": "AUC other"},
+        metric_columns={"epoch": "epoch", "loss": "loss", "val_auc": "val AUC", "auc_same": "AUC same",
+                        "auc_other": "AUC other"},
         parameter_columns={"cell/experiment": "exp", "cell/dataset": "dataset", "cell/train_domain": "train",
                            "cell/seed": "seed"},
         max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)

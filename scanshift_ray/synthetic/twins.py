@@ -63,10 +63,10 @@ _OPC = (ct.CTScanner("GE STANDARD 2.5 mm", 0.7, 2.5, 12.0, 0.75, 0.0),
 # B: denoised and smooth, with other TR/TE/field or fat suppression), so the shift hurts both ways.
 _PROSTATE = (mri.MRIScanner("Siemens 3 T T2 TSE", 3.0, "se", 4500.0, 101.0, 90.0, 0.0, 0.0, 0.5, 0.05, 0.4,
                             3.0, 0.0),
-             mri.MRIScanner("Philips 1.5 T T2 TSE", 1.5, "se", 2000.0, 150.0, 90.0, 0.0, 0.0, 0.2, 0.02, 0.7,
-                            4.0, 0.9))
+             mri.MRIScanner("Philips 1.5 T T2 TSE", 1.5, "se", 2000.0, 150.0, 90.0, 0.0, 0.0, 0.2, 0.02, 1.0,
+                            5.0, 1.0))
 _BREAST = (mri.MRIScanner("GE 1.5 T VIBRANT", 1.5, "gre", 5.5, 2.6, 10.0, 0.9, 0.05, 0.5, 0.05, 0.5, 2.0, 0.0),
-           mri.MRIScanner("Siemens 3 T FLASH", 3.0, "gre", 4.5, 1.8, 12.0, 0.3, 0.45, 0.2, 0.015, 0.5, 2.0, 0.9))
+           mri.MRIScanner("Siemens 3 T FLASH", 3.0, "gre", 4.5, 1.8, 12.0, 0.2, 0.5, 0.2, 0.015, 0.7, 2.0, 0.9))
 _CHEST = (xray.XrayScanner("manufacturer 3", 120.0, 2.5, 0.3, 0.5, 4000.0, (1.0, 4.0, 16.0), (0.0, 0.5, 0.3), 1.0),
           xray.XrayScanner("manufacturer 5", 100.0, 2.5, 0.65, 0.8, 2500.0, (1.0, 4.0, 16.0), (0.25, 0.9, 0.45), 0.75))
 
