@@ -6,13 +6,14 @@ Every user-facing error is a `ScanshiftError`, printed as one line (no traceback
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.profiles import PROFILES
+from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
 from scanshift_ray.study import EXPERIMENTS, Study, restrict
 
 DEFAULT_SEEDS = {"fast": 3, "smoke": 2, "paper": 10}
@@ -45,6 +46,8 @@ def add_study_args(p: argparse.ArgumentParser, default_experiments: str = "main"
     p.add_argument("--noise-draw", default="per_batch", choices=("per_batch", "once"))
     p.add_argument("--local", action="store_true", help="run cells in this process, without Ray")
     p.add_argument("--max-failures", type=int, default=2, help="retries per trial under Ray (default 2)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower; CPU runs are reproducible anyway)")
 
 
 def study_from_args(args: argparse.Namespace) -> Study:
@@ -64,6 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scanshift_ray.study import expand
 
     study = study_from_args(args)
+    if args.deterministic:  # read by every trial; Ray workers inherit the driver's environment
+        os.environ[DETERMINISTIC_ENV] = "1"
     shard_root = args.shards or ensure_synthetic(study)
     outcome = runner.run_study(study, shard_root, args.results, "local" if args.local else "ray",
                                args.max_failures)

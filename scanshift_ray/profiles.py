@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from scanshift_ray.datasets import DatasetSpec
 from scanshift_ray.registry import Registry
 
+DETERMINISTIC_ENV = "SCANSHIFT_DETERMINISTIC"  # "1": deterministic GPU kernels (set by `--deterministic`)
+
 
 @dataclass(frozen=True)
 class Profile:

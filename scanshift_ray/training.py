@@ -8,6 +8,7 @@ deterministic kernels (bit-reproducible on the CPU anyway).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
     """
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
     use_amp = cfg.amp and x.device.type == "cuda"
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

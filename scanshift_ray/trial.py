@@ -10,6 +10,7 @@ Order of operations (it matters):
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from scanshift_ray import __version__
 from scanshift_ray.datasets import DATASETS, DatasetSpec
 from scanshift_ray.models import build_model
-from scanshift_ray.profiles import PROFILES
+from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
 from scanshift_ray.shards import Shard
 from scanshift_ray.splits import seed_hash, split_digest, split_patients
 from scanshift_ray.study import Cell
@@ -121,7 +122,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     val = on_dev.pop("val")
     per_batch = cell.noise_alpha if cell.noise_draw == "per_batch" else 0.0
     cfg = TrainConfig(profile.epochs, profile.batch_size, profile.lr, seed_hash("train", cell.cell_id),
-                      noise_alpha=per_batch)
+                      noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1")
     fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), val, cfg, on_epoch)
     last = evaluate(model, on_dev, cfg.amp)
     model.load_state_dict(fitted.best_state)

@@ -75,3 +75,13 @@ def test_noise_once_changes_only_training_images(toy_root, space, draw):
                                 noise_draw=draw), spec, loaded, (64, 64))
     assert float((noisy["train"][0] - clean["train"][0]).std()) > 0.05
     assert np.array_equal(noisy["test_5"][0].numpy(), clean["test_5"][0].numpy())
+
+
+def test_deterministic_option_runs_and_matches_the_default_on_cpu(toy_root, monkeypatch):
+    from scanshift_ray.profiles import DETERMINISTIC_ENV
+
+    loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
+    plain = run_trial(_cell("xray-chest", "3"), loaded)
+    monkeypatch.setenv(DETERMINISTIC_ENV, "1")
+    strict = run_trial(_cell("xray-chest", "3"), loaded)
+    assert [r["auc"] for r in plain] == [r["auc"] for r in strict]
