@@ -64,7 +64,6 @@ def study_from_args(args: argparse.Namespace) -> Study:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a study and print its Table-2 summary; exit 1 when cells failed."""
     from scanshift_ray import results, runner, summary
-    from scanshift_ray.study import expand
 
     study = study_from_args(args)
     if args.deterministic:  # read by every trial; Ray workers inherit the driver's environment
@@ -72,10 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard_root = args.shards or ensure_synthetic(study)
     outcome = runner.run_study(study, shard_root, args.results, "local" if args.local else "ray",
                                args.max_failures)
-    ids = {c.cell_id for c in expand(study, runner.dataset_ids(study, shard_root))}
     rows = results.read_results(args.results) if results.done_cells(args.results) else None
     if rows is not None:
-        rows = rows[rows["cell_id"].isin(ids)]
+        rows = rows[rows["cell_id"].isin(outcome.cell_ids)]
         source = ", ".join(sorted(rows["data_source"].unique()))
         print("\n" + summary.format_table2(summary.table2(rows), source))
     if outcome.ran:
@@ -156,9 +154,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Validate every dataset's shards under a root."""
     from scanshift_ray.shards import load_domains
 
-    found = [k for k in DATASETS.names() if (Path(args.root) / k).is_dir()]
     if not Path(args.root).is_dir():
         raise ScanshiftError(f"shard root not found: {args.root}")
+    found = [k for k in DATASETS.names() if (Path(args.root) / k).is_dir()]
     for key in found:
         loaded = load_domains(args.root, DATASETS.get(key))
         print(f"ok {key}: " + ", ".join(f"{d} {len(s)} images" for d, s in loaded.items()))

@@ -27,6 +27,7 @@ class StudyOutcome:
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
     cpus: float = 1.0
+    cell_ids: frozenset[str] = frozenset()  # every cell of the study, done before or now
 
 
 def dataset_ids(study: Study, shard_root: str | Path) -> dict[str, tuple[str, str]]:
@@ -39,11 +40,11 @@ def dataset_ids(study: Study, shard_root: str | Path) -> dict[str, tuple[str, st
     return out
 
 
-def pending_cells(study: Study, shard_root: str | Path, results_dir: str | Path) -> tuple[list[Cell], int]:
-    """The cells of `study` without a result file, and how many cells the study has in all."""
+def pending_cells(study: Study, shard_root: str | Path, results_dir: str | Path) -> tuple[list[Cell], list[Cell]]:
+    """The cells of `study` without a result file, and all cells of the study."""
     cells = expand(study, dataset_ids(study, shard_root))
     done = results.done_cells(results_dir)
-    return [c for c in cells if c.cell_id not in done], len(cells)
+    return [c for c in cells if c.cell_id not in done], cells
 
 
 def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path,
@@ -69,10 +70,11 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
 def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
               max_failures: int = 2, log: Callable[[str], None] = print) -> StudyOutcome:
     """Run every cell of `study` that has no result yet."""
-    todo, total = pending_cells(study, shard_root, results_dir)
+    todo, cells = pending_cells(study, shard_root, results_dir)
+    total, ids = len(cells), frozenset(c.cell_id for c in cells)
     log(f"{total} cells: {total - len(todo)} already done, {len(todo)} to run")
     if not todo:
-        return StudyOutcome(total, total, 0)
+        return StudyOutcome(total, total, 0, cell_ids=ids)
     if backend == "local":
         out = run_local(todo, shard_root, results_dir, log)
     else:
@@ -80,5 +82,5 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
 
         rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures)
         out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
-    out.total, out.already_done = total, total - len(todo)
+    out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out
