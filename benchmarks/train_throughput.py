@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from scanshift_ray import shards
 from scanshift_ray.datasets import DATASETS
-from scanshift_ray.models import build_model
+from scanshift_ray.models import build_model, to_device
 from scanshift_ray.profiles import PROFILES
 from scanshift_ray.training import TrainConfig, fit
 from scanshift_ray.trial import resize, zscore
@@ -69,6 +69,7 @@ def reference_loop(model: nn.Module, path: Path, batch: int, epochs: int) -> flo
 def product_loop(model: nn.Module, path: Path, shape: tuple[int, ...], batch: int, epochs: int) -> float:
     """Seconds for reading the shard once and `epochs` epochs of `training.fit`."""
     start = time.perf_counter()
+    model = to_device(model, "cpu")  # what a trial does: channels-last for 2D convolutions
     shard = shards.read_shard(path)
     x = zscore(resize(np.asarray(shard.images), shape), "image")
     y = torch.from_numpy(shard.labels.astype(np.float32))

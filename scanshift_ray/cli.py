@@ -164,6 +164,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_preprocess_args(p: argparse.ArgumentParser) -> None:
+    from preprocessing.cli import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    """Convert a raw dataset into shards (see `preprocessing`)."""
+    from preprocessing.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `scanshift` argument parser."""
     parser = argparse.ArgumentParser(prog="scanshift", description=__doc__.splitlines()[0])
@@ -187,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", required=True)
     rep.set_defaults(func=cmd_report)
     sub.add_parser("models", help="list models and parameter counts").set_defaults(func=cmd_models)
+    pre = sub.add_parser("preprocess", help="raw dataset -> shards (same as python -m preprocessing)")
+    pre.set_defaults(func=cmd_preprocess)
+    _add_preprocess_args(pre)
     val = sub.add_parser("validate", help="validate the shards under a root")
     val.add_argument("root")
     val.set_defaults(func=cmd_validate)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from scanshift_ray import __version__
 from scanshift_ray.datasets import DATASETS, DatasetSpec
-from scanshift_ray.models import build_model
+from scanshift_ray.models import build_model, to_device
 from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
 from scanshift_ray.shards import Shard
 from scanshift_ray.splits import seed_hash, split_digest, split_patients
@@ -116,7 +116,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     dev = pick_device(device)
     sets, meta = build_sets(cell, spec, shards, shape)
     torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
-    model = build_model(cell.model, shape, profile.width).to(dev)
+    model = to_device(build_model(cell.model, shape, profile.width), dev)
     on_dev = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
     x_train, y_train = on_dev.pop("train")
     val = on_dev.pop("val")

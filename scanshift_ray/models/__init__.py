@@ -22,6 +22,19 @@ def build_model(name: str, input_shape: tuple[int, ...], width: float = 1.0) -> 
     return MODELS.get(name)(tuple(input_shape), width)
 
 
+def to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Move `model` to `device`, in channels-last memory format when all its convolutions are 2D.
+
+    oneDNN (CPU) and cuDNN (tensor cores) both run 2D convolutions faster on NHWC tensors: measured
+    here 1.2-1.75x per training step on the CPU (benchmarks/train_throughput.py). Outputs equal the
+    NCHW ones up to float rounding. 3D models stay in the default format (channels_last is 4D only).
+    """
+    model = model.to(device)
+    if all(m.weight.ndim == 4 for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,225 @@
+"""The preprocessing engine shared by every dataset: converters, pseudonyms, parallel cases, shards.
+
+A converter (one module per dataset, registered in `CONVERTERS`) has two parts:
+    discover(raw, options) -> (cases, loose_skips, context)   # main process: list cases, read sheets
+    process(case, job) -> CaseOutput                         # worker process: one patient's samples
+The engine runs `process` over the cases in a process pool with a progress line, then writes one shard
+per domain (`scanshift_ray.shards`, atomic) and `manifest.json` with counts, every skipped file or
+dropped case with its reason, the options and the code version.
+
+Privacy: patient ids are replaced by a keyed hash (HMAC-SHA256 with a secret key the user supplies),
+so they are stable across runs (splits stay by patient) but cannot be reversed by hashing a list of
+public ids. Paths written to the manifest have the raw patient id replaced by that pseudonym.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scanshift_ray import __version__, shards
+from scanshift_ray.datasets import DATASETS, DatasetSpec
+from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.registry import Registry
+
+KEY_ENV = "SCANSHIFT_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs for one dataset: picklable, shared by all cases."""
+
+    key: str
+    raw: Path
+    secret: bytes
+    options: Any  # the converter's frozen options dataclass
+    context: Mapping[str, Any] = field(default_factory=dict)  # e.g. a clinical sheet, keyed by raw id
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return DATASETS.get(self.key)
+
+    def pseudonym(self, raw_id: str) -> str:
+        """Keyed hash of a raw patient id: 'sub-' + 16 hex digits."""
+        return "sub-" + hmac.new(self.secret, raw_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def relpath(self, path: Path, raw_ids: Iterable[str]) -> str:
+        """`path` relative to the raw root with every raw id in it replaced by its pseudonym."""
+        text = str(Path(path).relative_to(self.raw)) if Path(path).is_relative_to(self.raw) else Path(path).name
+        for raw_id in sorted({r for r in raw_ids if r}, key=len, reverse=True):
+            text = text.replace(raw_id, self.pseudonym(raw_id))
+        return text
+
+
+@dataclass
+class CaseOutput:
+    """What one case produced: samples of one domain, or the reason it produced none."""
+
+    patient: str  # pseudonym
+    domain: str | None = None
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (sanitised path, reason)
+    dropped: str = ""
+    manufacturer: str = ""
+
+
+@dataclass(frozen=True)
+class Converter:
+    """One dataset's raw-to-shard recipe."""
+
+    key: str
+    options: type
+    discover: Callable[[Path, Any], tuple[list[Any], list[tuple[Path, str]], dict[str, Any]]]
+    process: Callable[[Any, Job], CaseOutput]
+
+
+CONVERTERS: Registry[Converter] = Registry("converter")
+
+
+def parse_options(cls: type, pairs: Iterable[str]) -> Any:
+    """Build converter options `cls` from NAME=VALUE strings, converting to each field's type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise ScanshiftError(f"unknown option {pair!r}; options: {', '.join(fields) or 'none'}")
+        default: Any = fields[name].default
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                values[name] = value.lower() in ("true", "1", "yes")
+            else:
+                values[name] = type(default)(value) if default is not None else value
+        except ValueError:
+            raise ScanshiftError(f"option {name}: cannot read {value!r} as {type(default).__name__}") from None
+    return cls(**values)
+
+
+def secret_key(given: str | None) -> bytes:
+    """The pseudonymisation key from `--pseudonym-key` or the environment; a one-line error without one."""
+    key = given or os.environ.get(KEY_ENV, "")
+    if len(key) < 8:
+        raise ScanshiftError(f"a pseudonymisation key of at least 8 characters is needed: pass --pseudonym-key "
+                             f"or set {KEY_ENV} (keep it secret and reuse it so patient ids stay stable)")
+    return key.encode()
+
+
+class Progress:
+    """A progress line on stderr: rewritten in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.samples = label, total, 0, 0
+        self.start, self.last = time.perf_counter(), 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, samples: int) -> None:
+        self.done, self.samples = self.done + 1, self.samples + samples
+        now = time.perf_counter()
+        step = max(1, self.total // 10)
+        if (self.tty and now - self.last > 0.2) or self.done == self.total or (not self.tty and self.done % step == 0):
+            rate = self.samples / max(now - self.start, 1e-9)
+            end = "\n" if self.done == self.total or not self.tty else ""
+            print(f"\r{self.label}: {self.done}/{self.total} cases, {self.samples} samples, {rate:.1f} samples/s",
+                  end=end, file=sys.stderr, flush=True)
+            self.last = now
+
+
+def _safe_process(process: Callable[[Any, Job], CaseOutput], case: Any, job: Job) -> CaseOutput:
+    """Run one case; an unexpected error drops that case (with its reason) instead of the whole run."""
+    try:
+        return process(case, job)
+    except Exception as exc:
+        name = getattr(case, "raw_id", None) or str(case)
+        return CaseOutput(job.pseudonym(str(name)), dropped=f"failed: {type(exc).__name__}: {exc}"[:300])
+
+
+def run_cases(conv: Converter, cases: list[Any], job: Job, workers: int) -> list[CaseOutput]:
+    """`conv.process` over `cases`, in `workers` processes (1: in this process), in case order."""
+    progress = Progress(job.key, len(cases))
+    if workers <= 1:
+        outs = []
+        for case in cases:
+            outs.append(_safe_process(conv.process, case, job))
+            progress.update(len(outs[-1].labels))
+        return outs
+    results: dict[int, CaseOutput] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_safe_process, conv.process, case, job): i for i, case in enumerate(cases)}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            progress.update(len(results[futures[fut]].labels))
+    return [results[i] for i in range(len(cases))]
+
+
+def write_outputs(job: Job, outs: list[CaseOutput], loose: list[tuple[str, str]], out: Path) -> Path:
+    """One shard per domain with samples (stale shards of now-empty domains removed) and the manifest."""
+    spec = job.spec
+    by_domain: dict[str, list[CaseOutput]] = {d: [] for d in spec.domains}
+    for o in outs:
+        if o.domain is not None and o.labels:
+            by_domain[o.domain].append(o)
+    if not any(by_domain.values()):
+        reasons = sorted({o.dropped for o in outs if o.dropped})[:3]
+        raise ScanshiftError(f"no usable {job.key} case under {job.raw} ({len(outs)} cases looked at"
+                             + (f"; e.g. {'; '.join(reasons)}" if reasons else "") + ")")
+    for domain, group in by_domain.items():
+        path = shards.shard_path(out, job.key, domain)
+        if not group:
+            path.unlink(missing_ok=True)  # never leave a previous run's shard beside this run's
+            continue
+        images = np.stack([im for o in group for im in o.images])
+        labels = np.asarray([lab for o in group for lab in o.labels], dtype=np.uint8)
+        pids = np.asarray([o.patient for o in group for _ in o.labels], dtype=object)
+        attrs = {"dataset": job.key, "domain": domain, "modality": spec.modality, "task": spec.task,
+                 "manufacturers": sorted({o.manufacturer for o in group}), "data_source": "real",
+                 "units": "HU" if spec.modality == "CT" else "scanner",
+                 "provenance": {"converter": job.key, "code_version": __version__,
+                                "options": dataclasses.asdict(job.options)}}
+        shards.write_shard(path, images, labels, pids, attrs)
+    return shards.write_manifest(out, job.key, manifest_info(job, outs, loose))
+
+
+def manifest_info(job: Job, outs: list[CaseOutput], loose: list[tuple[str, str]]) -> dict[str, Any]:
+    """The manifest body beyond the counts: cases, drops, skipped files, options, versions."""
+    key_check = hmac.new(job.secret, b"scanshift-key-check", hashlib.sha256).hexdigest()[:8]
+    return {
+        "data_source": "real", "code_version": __version__, "converter_options": dataclasses.asdict(job.options),
+        "pseudonym_key_check": key_check,  # equal across runs iff the same key was used
+        "cases": {"seen": len(outs), "used": sum(1 for o in outs if o.domain and o.labels),
+                  "dropped": len([o for o in outs if o.dropped])},
+        "dropped_cases": [{"patient": o.patient, "reason": o.dropped} for o in outs if o.dropped],
+        "skipped_files": [{"path": p, "reason": r} for o in outs for p, r in o.skipped]
+                         + [{"path": p, "reason": r} for p, r in loose],
+    }
+
+
+def convert(key: str, raw: Path, out: Path, secret: bytes, option_pairs: Iterable[str] = (),
+            workers: int | None = None) -> Path:
+    """Convert raw dataset `key` under `raw` into `<out>/<key>/<domain>.h5` + manifest; return the manifest."""
+    conv = CONVERTERS.get(key)
+    raw = Path(raw).resolve()
+    if not raw.is_dir():
+        raise ScanshiftError(f"raw directory not found: {raw}")
+    options = parse_options(conv.options, option_pairs)
+    cases, loose, context = conv.discover(raw, options)
+    job = Job(key, raw, secret, options, context)
+    if not cases:
+        raise ScanshiftError(f"no {key} case found under {raw}")
+    outs = run_cases(conv, cases, job, workers or min(len(cases), os.cpu_count() or 1))
+    loose_rel = [(job.relpath(p, ()), r) for p, r in loose]
+    return write_outputs(job, outs, loose_rel, Path(out))

@@ -1,0 +1,59 @@
+"""C4KC-KiTS (TCIA) -> `ct-kidney`: 2D axial slices of the arterial series, label 1 iff tumour on the slice.
+
+The arterial series is the one the case's DICOM SEG references (ReferencedSeriesSequence), else the CT
+series whose SeriesDescription matches `series_pattern`. The tumour segment is the first whose label or
+description matches `tumour_pattern` [I: the real segment labels are unverified], else segment number
+`tumour_segment`. Slices are resized to `size` x `size` (0 keeps the native size) and stored in HU.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+
+from preprocessing.contours import seg_mask, seg_segment, seg_series_uid
+from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
+from preprocessing.dicom import image_series, load_volume, series_by_reference
+from preprocessing.tcia import DicomCase, discover_tcia, open_case, slice_samples
+
+
+@dataclass(frozen=True)
+class KidneyOptions:
+    size: int = 256
+    tumour_pattern: str = r"tumou?r|neoplasm"
+    tumour_segment: int = 2
+    series_pattern: str = "arterial"
+
+
+def discover(raw: Path, options: KidneyOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
+    """Patient folders of the TCIA tree."""
+    cases, loose = discover_tcia(raw)
+    return cases, loose, {}
+
+
+def process(case: DicomCase, job: Job) -> CaseOutput:
+    """The labelled arterial slices of one KiTS patient."""
+    opt: KidneyOptions = job.options
+    opened = open_case(case, job)
+    segs = [s for s in opened.series.values() if s.modality == "SEG"]
+    if not segs:
+        return opened.drop("no DICOM SEG (tumour segmentation) in the case")
+    seg = pydicom.dcmread(segs[0].paths[0])
+    target = series_by_reference(opened.series, seg_series_uid(seg), str(seg.get("FrameOfReferenceUID", "")))
+    if target is None:
+        named = [s for s in image_series(opened.series) if re.search(opt.series_pattern, s.description, re.I)]
+        if not named:
+            return opened.drop("no CT series referenced by the SEG or named like the arterial phase")
+        target = named[0]
+    vol = load_volume(target)
+    if not opened.set_domain(vol):
+        return opened.out
+    mask = seg_mask(seg, vol, seg_segment(seg, opt.tumour_pattern, opt.tumour_segment))
+    return slice_samples(opened, vol, mask, opt.size)
+
+
+CONVERTERS.add("ct-kidney", Converter("ct-kidney", KidneyOptions, discover, process))

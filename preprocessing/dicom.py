@@ -1,0 +1,190 @@
+"""DICOM reading for the TCIA datasets: headers, series, volumes and their geometry (pydicom only).
+
+Rules (../shared/reference/datasets.md section 0): folder names are never trusted; files are grouped by
+SeriesInstanceUID and slices ordered by ImagePositionPatient projected on the slice normal. The
+scanner of a case is the Manufacturer (0008,0070) of its *image* series, never of an RTSTRUCT or SEG
+(those carry the planning or annotation system).
+
+Geometry: ImageOrientationPatient holds two unit vectors, `row_dir` (direction in which the column
+index grows) and `col_dir` (direction in which the row index grows); PixelSpacing is (spacing between
+rows, spacing between columns) in mm. A patient point p lies at row = (p - IPP) . col_dir / PixelSpacing[0],
+col = (p - IPP) . row_dir / PixelSpacing[1] of a slice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from scanshift_ray.datasets import DatasetSpec
+
+
+@dataclass
+class Series:
+    """The files of one DICOM series (headers only, pixels not read)."""
+
+    uid: str
+    modality: str
+    headers: list[Dataset]
+    paths: list[Path]
+
+    @property
+    def first(self) -> Dataset:
+        return self.headers[0]
+
+    @property
+    def manufacturer(self) -> str:
+        return str(self.first.get("Manufacturer", "") or "")
+
+    @property
+    def description(self) -> str:
+        return str(self.first.get("SeriesDescription", "") or "")
+
+
+@dataclass
+class Volume:
+    """A sorted image series: `pixels` (Z, H, W) in rescaled units (HU for CT) and per-slice geometry."""
+
+    pixels: np.ndarray
+    positions: np.ndarray  # (Z, 3) ImagePositionPatient, mm, in slice order
+    row_dir: np.ndarray  # (3,)
+    col_dir: np.ndarray  # (3,)
+    spacing: tuple[float, float]  # PixelSpacing (between rows, between columns), mm
+    sop_uids: list[str]
+    manufacturer: str
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_dir, self.col_dir)
+
+    def slice_index(self, sop_uid: str | None, point: np.ndarray | None) -> int | None:
+        """Index of the slice with `sop_uid`, else the slice nearest `point` within half a slice spacing."""
+        if sop_uid and sop_uid in self.sop_uids:
+            return self.sop_uids.index(sop_uid)
+        if point is None:
+            return None
+        heights = self.positions @ self.normal
+        dist = np.abs(heights - float(np.asarray(point) @ self.normal))
+        k = int(np.argmin(dist))
+        gap = float(np.median(np.diff(heights))) if len(heights) > 1 else 1.0
+        return k if dist[k] <= abs(gap) / 2 + 1e-3 else None
+
+    def to_pixel(self, points: np.ndarray, k: int) -> np.ndarray:
+        """Patient points (N, 3) mm -> (N, 2) fractional (row, col) on slice `k`."""
+        d = np.asarray(points, dtype=float) - self.positions[k]
+        return np.stack([d @ self.col_dir / self.spacing[0], d @ self.row_dir / self.spacing[1]], axis=1)
+
+
+def read_headers(paths: Iterable[Path]) -> tuple[list[tuple[Path, Dataset]], list[tuple[Path, str]]]:
+    """Headers of the DICOM files among `paths`; every other file comes back with the reason it was skipped."""
+    good: list[tuple[Path, Dataset]] = []
+    bad: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except InvalidDicomError:
+            bad.append((path, "not a DICOM file"))
+            continue
+        except Exception as exc:  # a truncated or damaged file must not stop the run
+            bad.append((path, f"unreadable DICOM: {type(exc).__name__}: {exc}"[:200]))
+            continue
+        if "SeriesInstanceUID" not in ds:
+            bad.append((path, "DICOM file without SeriesInstanceUID"))
+            continue
+        good.append((path, ds))
+    return good, bad
+
+
+def group_series(headers: Iterable[tuple[Path, Dataset]]) -> dict[str, Series]:
+    """Group headers by SeriesInstanceUID."""
+    groups: dict[str, Series] = {}
+    for path, ds in headers:
+        uid = str(ds.SeriesInstanceUID)
+        if uid not in groups:
+            groups[uid] = Series(uid, str(ds.get("Modality", "")), [], [])
+        groups[uid].headers.append(ds)
+        groups[uid].paths.append(path)
+    return groups
+
+
+def image_series(series: dict[str, Series], modality: str = "CT") -> list[Series]:
+    """The image series of one modality (files with pixel geometry), largest first."""
+    found = [s for s in series.values() if s.modality == modality and "ImagePositionPatient" in s.first]
+    return sorted(found, key=lambda s: -len(s.paths))
+
+
+def load_volume(s: Series) -> Volume:
+    """Read the pixels of an image series, sorted along the slice normal; duplicate positions keep one slice.
+
+    Raises ValueError when the slices differ in size or orientation.
+    """
+    iop = np.asarray(s.first.ImageOrientationPatient, dtype=float)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = np.cross(row_dir, col_dir)
+    by_height: dict[float, Path] = {}
+    for path, ds in zip(s.paths, s.headers, strict=True):
+        if not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=float), iop, atol=1e-4):
+            raise ValueError("slices of the series differ in orientation")
+        by_height.setdefault(round(float(np.asarray(ds.ImagePositionPatient, dtype=float) @ normal), 3), path)
+    slices, positions, uids = [], [], []
+    for height in sorted(by_height):
+        ds = pydicom.dcmread(by_height[height])
+        pixels = ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1)
+        slices.append(pixels + float(ds.get("RescaleIntercept", 0) or 0))
+        positions.append(np.asarray(ds.ImagePositionPatient, dtype=float))
+        uids.append(str(ds.SOPInstanceUID))
+    if len({p.shape for p in slices}) != 1:
+        raise ValueError("slices of the series differ in size")
+    spacing = tuple(float(v) for v in s.first.PixelSpacing)
+    return Volume(np.stack(slices), np.stack(positions), row_dir, col_dir, (spacing[0], spacing[1]), uids,
+                  s.manufacturer)
+
+
+def domain_of(spec: DatasetSpec, manufacturer: str) -> str | None:
+    """The domain whose manufacturer substrings match (case-insensitively); an empty list means "any other".
+
+    Returns None when no domain fits (the case is dropped and listed in the manifest).
+    """
+    text = f"{manufacturer.lower()} "  # trailing space lets "ge " match a bare "GE"
+    for domain, needles in zip(spec.domains, spec.manufacturers, strict=True):
+        if needles and any(n in text for n in needles):
+            return domain
+    for domain, needles in zip(spec.domains, spec.manufacturers, strict=True):
+        if not needles and manufacturer.strip():
+            return domain
+    return None
+
+
+def series_by_reference(series: dict[str, Series], uid: str | None, frame_uid: str | None,
+                        modality: str = "CT") -> Series | None:
+    """The image series with SeriesInstanceUID `uid`, else the one sharing FrameOfReferenceUID `frame_uid`."""
+    if uid and uid in series and series[uid].modality == modality:
+        return series[uid]
+    same_frame = [s for s in image_series(series, modality)
+                  if frame_uid and str(s.first.get("FrameOfReferenceUID", "")) == frame_uid]
+    return same_frame[0] if same_frame else None
+
+
+def files_by_case(raw: Path, depth: int = 3) -> tuple[dict[Path, list[Path]], list[Path]]:
+    """Files under `raw` grouped by case folder: the folder `depth` levels above each file.
+
+    TCIA trees are `<patient>/<study>/<series>/<file>` (descriptive and classic names alike), possibly
+    under `manifest-*/<Collection>/`, so the patient folder is 3 levels up. Files too shallow for that
+    (metadata.csv, licences) come back separately.
+    """
+    groups: dict[Path, list[Path]] = defaultdict(list)
+    loose = []
+    for path in sorted(p for p in raw.rglob("*") if p.is_file()):
+        rel = path.relative_to(raw)
+        if len(rel.parts) <= depth:
+            loose.append(path)
+        else:
+            groups[path.parents[depth - 1]].append(path)
+    return dict(groups), loose

@@ -1,0 +1,109 @@
+"""Helpers shared by the TCIA converters: case discovery, opening a case, 2D slices and 3D crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from preprocessing.core import CaseOutput, Job
+from preprocessing.dicom import Series, Volume, domain_of, files_by_case, group_series, read_headers
+
+
+@dataclass(frozen=True)
+class DicomCase:
+    """One patient folder of a TCIA tree and the files under it."""
+
+    raw_id: str  # the folder name (TCIA names it after the PatientID)
+    files: tuple[Path, ...]
+
+
+@dataclass
+class OpenCase:
+    """A case after reading its headers: series by UID, the output being built, the raw ids seen."""
+
+    series: dict[str, Series]
+    out: CaseOutput
+    raw_ids: set[str]
+    job: Job
+
+    def skip(self, path: Path, reason: str) -> None:
+        self.out.skipped.append((self.job.relpath(path, self.raw_ids), reason))
+
+    def drop(self, reason: str) -> CaseOutput:
+        self.out.dropped, self.out.images, self.out.labels = reason, [], []
+        return self.out
+
+    def set_domain(self, vol_or_series: Volume | Series) -> bool:
+        """Domain from the image series' Manufacturer; False (case dropped) when none fits."""
+        self.out.manufacturer = vol_or_series.manufacturer
+        self.out.domain = domain_of(self.job.spec, vol_or_series.manufacturer)
+        if self.out.domain is None:
+            self.drop(f"manufacturer {vol_or_series.manufacturer!r} fits no domain of {self.job.key}")
+        return self.out.domain is not None
+
+
+def discover_tcia(raw: Path, _options: object = None) -> tuple[list[DicomCase], list[tuple[Path, str]]]:
+    """Patient folders (3 levels above each file) of a TCIA tree, and the files outside any."""
+    groups, loose = files_by_case(raw)
+    cases = [DicomCase(folder.name, tuple(files)) for folder, files in groups.items()]
+    return cases, [(p, "outside any patient folder") for p in loose if p.suffix.lower() == ".dcm"]
+
+
+def open_case(case: DicomCase, job: Job, keep: tuple[str, ...] = ()) -> OpenCase:
+    """Read every header of `case`; non-DICOM files are skipped and reported unless their suffix is in `keep`."""
+    kept = [p for p in case.files if p.suffix.lower() in keep]
+    good, bad = read_headers(p for p in case.files if p not in kept)
+    pids = {str(ds.get("PatientID", "")) for _, ds in good} - {""}
+    raw_ids = {case.raw_id, *pids}
+    patient = sorted(pids)[0] if len(pids) == 1 else case.raw_id
+    opened = OpenCase(group_series(good), CaseOutput(job.pseudonym(patient)), raw_ids, job)
+    for path, reason in bad:
+        opened.skip(path, reason)
+    return opened
+
+
+def resize2d(image: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) -> (side, side) float32: block means for integer factors, else bilinear; side 0 keeps it."""
+    h, w = image.shape
+    if side <= 0 or (h, w) == (side, side):
+        return image.astype(np.float32)
+    if h % side == 0 and w % side == 0:
+        return image.reshape(side, h // side, side, w // side).mean(axis=(1, 3), dtype=np.float32)
+    return ndimage.zoom(image.astype(np.float32), (side / h, side / w), order=1, prefilter=False)
+
+
+def crop(volume: np.ndarray, center: tuple[int, ...], shape: tuple[int, ...], pad: float) -> np.ndarray:
+    """The `shape` box of `volume` centred on `center` (index of the box's middle = shape // 2), padded with `pad`."""
+    box = np.full(shape, pad, dtype=volume.dtype)
+    src, dst = [], []
+    for c, n, size in zip(center, volume.shape, shape, strict=True):
+        lo = c - size // 2
+        a, b = max(lo, 0), min(lo + size, n)
+        if a >= b:
+            return box
+        src.append(slice(a, b))
+        dst.append(slice(a - lo, b - lo))
+    box[tuple(dst)] = volume[tuple(src)]
+    return box
+
+
+def mask_centroid(mask: np.ndarray) -> tuple[int, ...]:
+    """Rounded voxel centroid of a boolean mask."""
+    return tuple(int(np.floor(v + 0.5)) for v in np.argwhere(mask).mean(axis=0))  # halves round up
+
+
+def to_hu(pixels: np.ndarray) -> np.ndarray:
+    """Rescaled CT values -> int16 HU, clipped to the 12-bit CT range."""
+    return np.clip(np.rint(pixels), -1024, 3071).astype(np.int16)
+
+
+def slice_samples(opened: OpenCase, vol: Volume, mask: np.ndarray, side: int) -> CaseOutput:
+    """Every slice of `vol` resized to `side`, labelled 1 iff `mask` (Z, H, W) is set on it."""
+    out = opened.out
+    for k in range(vol.pixels.shape[0]):
+        out.images.append(to_hu(resize2d(vol.pixels[k], side)))
+        out.labels.append(int(mask[k].any()))
+    return out

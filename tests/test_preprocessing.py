@@ -1,0 +1,142 @@
+"""Preprocessing end to end on miniature datasets written in the true formats (preprocessing.fixtures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from preprocessing import fixtures
+from preprocessing.cli import main as preprocess_main
+from preprocessing.core import CONVERTERS, convert
+from scanshift_ray.cli import main as scanshift_main
+from scanshift_ray.datasets import DATASETS
+from scanshift_ray.shards import load_domains
+
+KEY = b"test-secret-key"
+# dataset -> (fixture writer, converter options shrinking the outputs to fixture size)
+FIXTURES = {
+    "ct-kidney": (fixtures.make_kits, ["size=16"]),
+    "ct-hnscc": (fixtures.make_hnscc, ["size=16"]),
+    "ct-oropharyngeal": (fixtures.make_opc, ["crop=16"]),
+    "ct-lidc": (fixtures.make_lidc, []),
+}
+
+
+def test_every_converter_has_a_fixture():
+    assert set(CONVERTERS.names()) <= set(FIXTURES)
+    assert set(CONVERTERS.names()) <= set(DATASETS.names())
+
+
+_DONE: dict[str, tuple] = {}
+
+
+def _convert(key: str, factory: pytest.TempPathFactory) -> tuple:
+    """Write the fixture of `key` and convert it once per test session."""
+    if key not in _DONE:
+        make, options = FIXTURES[key]
+        root = factory.mktemp(key)
+        answers = make(root / "raw")
+        _DONE[key] = (key, root, answers, convert(key, root / "raw", root / "out", KEY, options, workers=1), options)
+    return _DONE[key]
+
+
+@pytest.fixture(params=sorted(FIXTURES))
+def converted(request, tmp_path_factory):
+    return _convert(request.param, tmp_path_factory)
+
+
+def test_labels_counts_and_shape(converted):
+    key, root, answers, manifest, _ = converted
+    spec = DATASETS.get(key)
+    loaded = load_domains(root / "out", spec)  # the sweep engine's own reader accepts the shards
+    for domain, labels in answers["labels"].items():
+        assert loaded[domain].labels.tolist() == labels
+        assert loaded[domain].images.dtype == np.int16
+        assert loaded[domain].attrs["data_source"] == "real"
+    body = json.loads(manifest.read_text())
+    assert body["cases"]["dropped"] == answers["dropped"]
+    assert {d: c["n"] for d, c in body["counts"].items()} == {d: len(v) for d, v in answers["labels"].items()}
+
+
+def test_no_identifying_string_reaches_shards_or_manifest(converted):
+    key, root, answers, manifest, _ = converted
+    files = list((root / "out" / key).iterdir())
+    blob = b"".join(f.read_bytes() for f in files)
+    for secret in answers["secrets"] + ["19450704", "Doe^Jane"]:
+        assert secret.encode() not in blob, f"{secret} leaked into {key} outputs"
+    for domain in answers["labels"]:
+        with h5py.File(root / "out" / key / f"{domain}.h5") as f:
+            assert all(p.startswith("sub-") and len(p) == 20 for p in f["patient_ids"].asstr()[()])
+
+
+def test_rerun_is_stable_and_parallel_equal(converted, tmp_path):
+    key, root, _, _, options = converted
+    again = convert(key, root / "raw", tmp_path, KEY, options, workers=2)
+    for h5 in (root / "out" / key).glob("*.h5"):
+        with h5py.File(h5) as a, h5py.File(again.parent / h5.name) as b:
+            assert a.attrs["content_sha1"] == b.attrs["content_sha1"]  # same pseudonyms, same order
+    other = convert(key, root / "raw", tmp_path / "k2", b"another-key!", options, workers=1)
+    first = sorted(other.parent.glob("*.h5"))[0]
+    with h5py.File(first) as a, h5py.File(root / "out" / key / first.name) as b:
+        assert set(a["patient_ids"].asstr()[()]).isdisjoint(b["patient_ids"].asstr()[()])
+    assert not list((root / "out" / key).glob(".*tmp"))
+
+
+def _middle(cube: np.ndarray) -> tuple[int, ...]:
+    return tuple(s // 2 for s in cube.shape)
+
+
+def test_opc_cube_is_centred_on_the_gtv(tmp_path_factory):
+    key, root, *_ = _convert("ct-oropharyngeal", tmp_path_factory)
+    for domain in ("ge", "toshiba"):
+        with h5py.File(root / "out" / key / f"{domain}.h5") as f:
+            cube = f["images"][0]
+        assert cube.shape == (16, 16, 16)
+        assert cube[_middle(cube)] == 1000  # the marker voxel at the GTV centroid
+    with h5py.File(root / "out" / key / "toshiba.h5") as f:  # GTV at (10, 6, 6): rows/cols padded with air
+        assert (f["images"][0][:, 0, :] == -1024).all()
+
+
+def test_lidc_crops_are_centred_on_the_annotation(tmp_path_factory):
+    key, root, answers, manifest, _ = _convert("ct-lidc", tmp_path_factory)
+    for domain in ("ge", "other"):
+        with h5py.File(root / "out" / key / f"{domain}.h5") as f:
+            for crop in f["images"][()]:
+                assert crop.shape == (5, 47, 47)
+                assert crop[2, 23, 23] == 500
+    reasons = " ".join(s["reason"] for s in json.loads(manifest.read_text())["skipped_files"])
+    assert "malignancy 3" in reasons and "without characteristics" in reasons and "IdriReadMessage" in reasons
+
+
+def test_kidney_reports_junk_and_cases_without_seg(tmp_path_factory):
+    key, root, answers, manifest, _ = _convert("ct-kidney", tmp_path_factory)
+    body = json.loads(manifest.read_text())
+    assert {Path(s["path"]).name for s in body["skipped_files"]} == {"notes.txt", "1-999.dcm"}
+    assert "no DICOM SEG" in body["dropped_cases"][0]["reason"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SCANSHIFT_PSEUDONYM_KEY", "cli-test-key")
+    assert preprocess_main(["ct-lidc", "--raw", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    (tmp_path / "empty" / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "empty" / "a" / "b" / "c" / "x.txt").write_text("x")
+    assert preprocess_main(["ct-hnscc", "--raw", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert preprocess_main(["ct-lidc", "--raw", str(tmp_path), "--out", str(tmp_path), "--option", "nope=1"]) == 2
+    monkeypatch.delenv("SCANSHIFT_PSEUDONYM_KEY")
+    assert scanshift_main(["preprocess", "ct-lidc", "--raw", str(tmp_path), "--out", str(tmp_path)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 4
+    assert "raw directory not found" in err[0] and "no usable ct-hnscc case" in err[1]
+    assert "unknown option" in err[2] and "pseudonymisation key" in err[3]
+
+
+def test_cli_converts_via_scanshift(tmp_path, capsys):
+    fixtures.make_hnscc(tmp_path / "raw")
+    rc = scanshift_main(["preprocess", "ct-hnscc", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                         "--pseudonym-key", "a-long-key", "--option", "size=8", "--workers", "2"])
+    assert rc == 0
+    assert scanshift_main(["validate", str(tmp_path / "out")]) == 0
