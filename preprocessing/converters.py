@@ -4,4 +4,12 @@ Adding a dataset: one module with an options dataclass, `discover` and `process`
 `CONVERTERS.add(key, Converter(...))`, plus one import line here.
 """
 
-from preprocessing import ct_hnscc, ct_kidney, ct_lidc, ct_oropharyngeal  # noqa: F401
+from preprocessing import (  # noqa: F401
+    ct_hnscc,
+    ct_kidney,
+    ct_lidc,
+    ct_oropharyngeal,
+    mri_breast,
+    mri_prostate,
+    xray_chest,
+)

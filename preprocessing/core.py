@@ -148,6 +148,17 @@ def _safe_process(process: Callable[[Any, Job], CaseOutput], case: Any, job: Job
         return CaseOutput(job.pseudonym(str(name)), dropped=f"failed: {type(exc).__name__}: {exc}"[:300])
 
 
+_WORKER: dict[str, Any] = {}  # per worker process: the converter's process function and the job
+
+
+def _init_worker(process: Callable[[Any, Job], CaseOutput], job: Job) -> None:
+    _WORKER.update(process=process, job=job)  # sent once per worker, not once per case
+
+
+def _run_one(case: Any) -> CaseOutput:
+    return _safe_process(_WORKER["process"], case, _WORKER["job"])
+
+
 def run_cases(conv: Converter, cases: list[Any], job: Job, workers: int) -> list[CaseOutput]:
     """`conv.process` over `cases`, in `workers` processes (1: in this process), in case order."""
     progress = Progress(job.key, len(cases))
@@ -158,8 +169,8 @@ def run_cases(conv: Converter, cases: list[Any], job: Job, workers: int) -> list
             progress.update(len(outs[-1].labels))
         return outs
     results: dict[int, CaseOutput] = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_safe_process, conv.process, case, job): i for i, case in enumerate(cases)}
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(conv.process, job)) as pool:
+        futures = {pool.submit(_run_one, case): i for i, case in enumerate(cases)}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             progress.update(len(results[futures[fut]].labels))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
+from PIL import Image
 
 from preprocessing.core import CaseOutput, Job
 from preprocessing.dicom import Series, Volume, domain_of, files_by_case, group_series, read_headers
@@ -66,13 +66,18 @@ def open_case(case: DicomCase, job: Job, keep: tuple[str, ...] = ()) -> OpenCase
 
 
 def resize2d(image: np.ndarray, side: int) -> np.ndarray:
-    """(H, W) -> (side, side) float32: block means for integer factors, else bilinear; side 0 keeps it."""
+    """(H, W) -> (side, side) float32; side 0 keeps the size.
+
+    Shrinking averages over each output pixel's footprint (block means for integer factors, else
+    Pillow's box filter), so a 2500-pixel radiograph does not alias; enlarging is bilinear.
+    """
     h, w = image.shape
     if side <= 0 or (h, w) == (side, side):
         return image.astype(np.float32)
     if h % side == 0 and w % side == 0:
         return image.reshape(side, h // side, side, w // side).mean(axis=(1, 3), dtype=np.float32)
-    return ndimage.zoom(image.astype(np.float32), (side / h, side / w), order=1, prefilter=False)
+    resample = Image.Resampling.BOX if side < min(h, w) else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize((side, side), resample))
 
 
 def crop(volume: np.ndarray, center: tuple[int, ...], shape: tuple[int, ...], pad: float) -> np.ndarray:

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 Polygon = Sequence[tuple[float, float]]  # (row, col) pixel vertices
 
@@ -54,12 +55,16 @@ def _base(p: Patient, sop_class: str, modality: str, series_uid: str, manufactur
 
 def write_ct_series(folder: Path, p: Patient, manufacturer: str, hu: np.ndarray, description: str = "CT",
                     number: int = 2, z0: float = -100.0, dz: float = 2.5, spacing: float = 1.0,
-                    origin: tuple[float, float] = (0.0, 0.0)) -> list[Dataset]:
-    """Write `hu` (Z, H, W) as CT files `1-001.dcm`... (stored value = HU + 1024); return the datasets."""
+                    origin: tuple[float, float] = (0.0, 0.0), modality: str = "CT",
+                    names: Sequence[str] | None = None) -> list[Dataset]:
+    """Write `hu` (Z, H, W) as files `1-001.dcm`... (stored value = HU + 1024); return the datasets.
+
+    `modality` "MR" writes MR Image Storage instead of CT; `names` overrides the file names.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     series_uid, out = generate_uid(), []
     for k in range(hu.shape[0]):
-        ds = _base(p, CT_STORAGE, "CT", series_uid, manufacturer)
+        ds = _base(p, MR_STORAGE if modality == "MR" else CT_STORAGE, modality, series_uid, manufacturer)
         ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = description, number, k + 1
         ds.ImagePositionPatient = [origin[0], origin[1], z0 + k * dz]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -69,7 +74,7 @@ def write_ct_series(folder: Path, p: Patient, manufacturer: str, hu: np.ndarray,
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
         ds.PixelData = (hu[k].astype(np.int32) + 1024).astype(np.int16).tobytes()
-        ds.save_as(folder / f"1-{k + 1:03d}.dcm", enforce_file_format=True)
+        ds.save_as(folder / (names[k] if names else f"1-{k + 1:03d}.dcm"), enforce_file_format=True)
         out.append(ds)
     return out
 

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from preprocessing import fixtures
+from preprocessing import fixtures_ct, fixtures_mr_xr
 from preprocessing.cli import main as preprocess_main
 from preprocessing.core import CONVERTERS, convert
 from scanshift_ray.cli import main as scanshift_main
@@ -19,10 +19,13 @@ from scanshift_ray.shards import load_domains
 KEY = b"test-secret-key"
 # dataset -> (fixture writer, converter options shrinking the outputs to fixture size)
 FIXTURES = {
-    "ct-kidney": (fixtures.make_kits, ["size=16"]),
-    "ct-hnscc": (fixtures.make_hnscc, ["size=16"]),
-    "ct-oropharyngeal": (fixtures.make_opc, ["crop=16"]),
-    "ct-lidc": (fixtures.make_lidc, []),
+    "ct-kidney": (fixtures_ct.make_kits, ["size=16"]),
+    "ct-hnscc": (fixtures_ct.make_hnscc, ["size=16"]),
+    "ct-oropharyngeal": (fixtures_ct.make_opc, ["crop=16"]),
+    "ct-lidc": (fixtures_ct.make_lidc, []),
+    "mri-prostate": (fixtures_mr_xr.make_picai, ["size=16"]),
+    "mri-breast": (fixtures_mr_xr.make_duke, []),
+    "xray-chest": (fixtures_mr_xr.make_brax, ["size=16"]),
 }
 
 
@@ -55,7 +58,7 @@ def test_labels_counts_and_shape(converted):
     loaded = load_domains(root / "out", spec)  # the sweep engine's own reader accepts the shards
     for domain, labels in answers["labels"].items():
         assert loaded[domain].labels.tolist() == labels
-        assert loaded[domain].images.dtype == np.int16
+        assert loaded[domain].images.dtype == (np.int16 if spec.modality == "CT" else np.float32)  # HU / scanner
         assert loaded[domain].attrs["data_source"] == "real"
     body = json.loads(manifest.read_text())
     assert body["cases"]["dropped"] == answers["dropped"]
@@ -67,10 +70,16 @@ def test_no_identifying_string_reaches_shards_or_manifest(converted):
     files = list((root / "out" / key).iterdir())
     blob = b"".join(f.read_bytes() for f in files)
     for secret in answers["secrets"] + ["19450704", "Doe^Jane"]:
-        assert secret.encode() not in blob, f"{secret} leaked into {key} outputs"
+        if len(secret) >= 8:  # short numeric ids could occur in image bytes by chance
+            assert secret.encode() not in blob, f"{secret} leaked into {key} outputs"
+    text = (root / "out" / key / "manifest.json").read_text()
     for domain in answers["labels"]:
         with h5py.File(root / "out" / key / f"{domain}.h5") as f:
-            assert all(p.startswith("sub-") and len(p) == 20 for p in f["patient_ids"].asstr()[()])
+            pids = list(f["patient_ids"].asstr()[()])
+            text += " ".join(pids) + " ".join(str(v) for v in f.attrs.values())
+            assert all(p.startswith("sub-") and len(p) == 20 for p in pids)
+    for secret in answers["secrets"]:
+        assert secret not in text, f"{secret} leaked into {key} manifest or attributes"
 
 
 def test_rerun_is_stable_and_parallel_equal(converted, tmp_path):
@@ -135,8 +144,37 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_converts_via_scanshift(tmp_path, capsys):
-    fixtures.make_hnscc(tmp_path / "raw")
+    fixtures_ct.make_hnscc(tmp_path / "raw")
     rc = scanshift_main(["preprocess", "ct-hnscc", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
                          "--pseudonym-key", "a-long-key", "--option", "size=8", "--workers", "2"])
     assert rc == 0
     assert scanshift_main(["validate", str(tmp_path / "out")]) == 0
+
+
+def test_duke_crop_is_centred_on_the_box_through_the_mapping_sheet(tmp_path_factory):
+    key, root, answers, manifest, _ = _convert("mri-breast", tmp_path_factory)
+    for domain in ("ge", "siemens"):
+        with h5py.File(root / "out" / key / f"{domain}.h5") as f:
+            crop = f["images"][0]
+        assert crop.shape == (5, 47, 47) and crop[2, 23, 23] == 999
+    assert "fits no domain" in json.loads(manifest.read_text())["dropped_cases"][0]["reason"]  # MPTronic
+
+
+def test_picai_ai_fallback_adds_the_study_with_only_an_ai_mask(tmp_path_factory, tmp_path):
+    key, root, *_ = _convert("mri-prostate", tmp_path_factory)
+    manifest = convert(key, root / "raw", tmp_path, KEY, ["size=16", "ai_fallback=true"], workers=1)
+    body = json.loads(manifest.read_text())
+    assert body["counts"]["siemens"] == {"n": 18, "n_pos": 4, "n_patients": 2}
+    assert body["cases"]["dropped"] == 1  # only the study without a manufacturer
+
+
+def test_brax_rows_paths_and_reasons(tmp_path_factory):
+    key, root, answers, manifest, _ = _convert("xray-chest", tmp_path_factory)
+    body = json.loads(manifest.read_text())
+    reasons = {s["reason"] for s in body["skipped_files"]}
+    assert {"1 rows dropped: view not in PA,AP", "1 rows dropped: manufacturer code not 3 or 5",
+            "2 rows dropped: Cardiomegaly uncertain or blank", "image file not found"} <= reasons
+    missing = next(s["path"] for s in body["skipped_files"] if s["reason"] == "image file not found")
+    assert missing.startswith("images/sub-")  # the raw PatientID folder is pseudonymised
+    with h5py.File(root / "out" / key / "3.h5") as f:
+        assert f["images"].shape == (2, 16, 16)
