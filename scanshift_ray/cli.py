@@ -14,6 +14,7 @@ from pathlib import Path
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
+from scanshift_ray.storage import is_uri
 from scanshift_ray.study import EXPERIMENTS, Study, restrict
 
 DEFAULT_SEEDS = {"fast": 3, "smoke": 2, "paper": 10}
@@ -33,9 +34,10 @@ def _seeds(value: str) -> tuple[int, ...]:
 
 def add_study_args(p: argparse.ArgumentParser, default_experiments: str = "main") -> None:
     """Options shared by `scanshift run` and `sweeps/full_study.py`."""
-    p.add_argument("--shards", help="shard root (<root>/<key>/<domain>.h5); default: synthetic twins "
-                   "generated under data/synthetic/<profile>")
-    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--shards", help="shard root or s3:// / gs:// URI (<root>/<key>/<domain>.h5); default: "
+                   "synthetic twins generated under data/synthetic/<profile>")
+    p.add_argument("--results", default="results", help="results folder or s3:// / gs:// URI (default: results)")
+    p.add_argument("--tune-storage", help="Ray Tune storage_path (default <results>/_tune); shared on clusters")
     p.add_argument("--profile", default="fast", choices=PROFILES.names())
     p.add_argument("--experiments", type=_csv, default=_csv(default_experiments),
                    help=f"comma list of {', '.join(EXPERIMENTS.names())} (default: {default_experiments})")
@@ -70,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ[DETERMINISTIC_ENV] = "1"
     shard_root = args.shards or ensure_synthetic(study)
     outcome = runner.run_study(study, shard_root, args.results, "local" if args.local else "ray",
-                               args.max_failures)
+                               args.max_failures, tune_storage=args.tune_storage)
     rows = results.read_results(args.results) if results.done_cells(args.results) else None
     if rows is not None:
         rows = rows[rows["cell_id"].isin(outcome.cell_ids)]
@@ -83,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(wall / ideal = {outcome.wall_seconds / max(ideal, 1e-9):.2f})")
     for cell_id, err in outcome.failed.items():
         print(f"FAILED {cell_id}: {err}", file=sys.stderr)
-    print(f"results: {Path(args.results).resolve()}  ({len(outcome.failed)} failed cells)")
+    where = args.results if is_uri(args.results) else Path(args.results).resolve()
+    print(f"results: {where}  ({len(outcome.failed)} failed cells)")
     return 1 if outcome.failed else 0
 
 

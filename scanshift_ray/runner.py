@@ -68,7 +68,8 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
 
 
 def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
-              max_failures: int = 2, log: Callable[[str], None] = print) -> StudyOutcome:
+              max_failures: int = 2, log: Callable[[str], None] = print,
+              tune_storage: str | None = None) -> StudyOutcome:
     """Run every cell of `study` that has no result yet."""
     todo, cells = pending_cells(study, shard_root, results_dir)
     total, ids = len(cells), frozenset(c.cell_id for c in cells)
@@ -80,7 +81,7 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
     else:
         from scanshift_ray.tune_adapter import run_cells
 
-        rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures)
+        rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures, tune_storage=tune_storage)
         out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
     out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out

@@ -28,6 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from scanshift_ray import storage
 from scanshift_ray.datasets import DatasetSpec
 from scanshift_ray.errors import ScanshiftError
 
@@ -167,8 +168,12 @@ def validate(shard: Shard, where: str) -> None:
 
 
 def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True) -> dict[str, Shard]:
-    """Read both domains of `spec` under `root`, checking that they agree with the spec and each other."""
-    root = Path(root)
+    """Read both domains of `spec` under `root`, checking that they agree with the spec and each other.
+
+    `root` may be an object-store URI (s3://, gs://, file://): the shards are then read from this node's
+    cached copy (`storage.local_shard_root`).
+    """
+    root = storage.local_shard_root(root, spec.key, spec.domains)
     if not root.is_dir():
         raise ScanshiftError(f"shard root not found: {root}")
     shards = {d: read_shard(shard_path(root, spec.key, d), mmap=mmap) for d in spec.domains}

@@ -110,7 +110,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
         device: torch device; default the GPU when one is visible, else the CPU.
         on_epoch: called with each epoch's record (loss, validation AUC), e.g. to report progress.
     """
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     spec, profile = DATASETS.get(cell.dataset), PROFILES.get(cell.profile)
     shape = profile.input_shape(spec)
     dev = pick_device(device)
@@ -128,7 +128,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     model.load_state_dict(fitted.best_state)
     best = evaluate(model, on_dev, cfg.amp)
     timing = {"device": str(dev), "train_seconds": sum(h["seconds"] for h in fitted.history),
-              "wall_seconds": time.perf_counter() - start}
+              "wall_seconds": time.perf_counter() - start, "started_at": started_at, "finished_at": time.time()}
     return make_rows(cell, spec, sets, fitted, best, last, {**meta, **timing})
 
 

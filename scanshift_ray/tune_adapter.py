@@ -25,6 +25,7 @@ from scanshift_ray import results
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.profiles import PROFILES
 from scanshift_ray.shards import load_domains
+from scanshift_ray.storage import is_uri
 from scanshift_ray.study import Cell
 
 
@@ -67,6 +68,8 @@ def _trainable(config: dict[str, Any], shard_root: str) -> None:
         tune.report({"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]})
 
     rows = run_trial(cell, shards, on_epoch=progress)
+    placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
+    rows = [{**r, **placement} for r in rows]
     same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
     tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "rows_json": json.dumps(rows)})
 
@@ -91,8 +94,9 @@ class _ResultWriter(tune.Callback):
         if error and os.path.exists(error):
             lines = [ln for ln in Path(error).read_text().splitlines() if ln.strip()]
             error = lines[-1] if lines else error
+        attempts = int(getattr(trial, "num_failures", 0) or 0)
         results.record_failure(self.results_dir, {"cell_id": Cell(**trial.config["cell"]).cell_id,
-                                                  **trial.config["cell"]}, error or "trial failed")
+                                                  "attempts": attempts, **trial.config["cell"]}, error or "trial failed")
 
 
 def _trial_name(trial: Any) -> str:
@@ -102,27 +106,30 @@ def _trial_name(trial: Any) -> str:
 
 
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
-              max_failures: int = 2, verbose: int = 1) -> RunReport:
+              max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None) -> RunReport:
     """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
 
     Args:
         cells: the cells still to run.
-        shard_root: folder holding `<key>/<domain>.h5`; must be readable on every node.
-        results_dir: where rows are written (on the driver).
+        shard_root: folder or URI holding `<key>/<domain>.h5`; must be reachable from every node.
+        results_dir: folder or URI where the driver writes the rows.
+        tune_storage: Tune's storage_path (default `<results>/_tune`); on several nodes it must be
+            shared (NFS or s3://), as Ray 2.60 no longer syncs trial folders to the head.
         max_failures: Tune retries per trial before it is recorded as failed.
         verbose: Tune output level (1 shows the progress table).
     """
     start = time.time()
-    results_dir = Path(results_dir).resolve()
+    results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  configure_logging=False, log_to_driver=verbose > 1)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, shard_root=str(Path(shard_root).resolve())),
+        tune.with_parameters(_trainable, shard_root=str(shard_root) if is_uri(shard_root)
+                             else str(Path(shard_root).resolve())),
         lambda config: tune.PlacementGroupFactory([trial_resources(Cell(**config["cell"]), gpus)]))
-    writer = _ResultWriter(str(results_dir))
+    writer = _ResultWriter(results_dir)
     # The classic reporter: one compact status table every 30 s with the columns that matter here.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     reporter = tune.CLIReporter(
@@ -137,7 +144,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
-            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(results_dir / "_tune"),
+            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=tune_storage or f"{results_dir.rstrip('/')}/_tune",
             failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[writer], verbose=verbose,
             progress_reporter=reporter),
     )
