@@ -94,9 +94,9 @@ class _ResultWriter(tune.Callback):
         if error and os.path.exists(error):
             lines = [ln for ln in Path(error).read_text().splitlines() if ln.strip()]
             error = lines[-1] if lines else error
-        attempts = int(getattr(trial, "num_failures", 0) or 0)
-        results.record_failure(self.results_dir, {"cell_id": Cell(**trial.config["cell"]).cell_id,
-                                                  "attempts": attempts, **trial.config["cell"]}, error or "trial failed")
+        cell = {"cell_id": Cell(**trial.config["cell"]).cell_id,
+                "attempts": int(getattr(trial, "num_failures", 0) or 0), **trial.config["cell"]}
+        results.record_failure(self.results_dir, cell, error or "trial failed")
 
 
 def _trial_name(trial: Any) -> str:
