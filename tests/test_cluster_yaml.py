@@ -26,5 +26,10 @@ def test_cluster_yaml_limits_inbound_access_and_holds_no_secrets():
     perms = config["provider"]["security_group"]["IpPermissions"]
     assert [(p["FromPort"], p["ToPort"]) for p in perms] == [(22, 22)]
     assert all(r["CidrIp"] != "0.0.0.0/0" for p in perms for r in p["IpRanges"])
-    assert not any(word in text.lower() for word in ("aws_secret", "secret_access_key", "password", "token:"))
+    assert not any(word in text.lower() for word in ("aws_secret", "secret_access_key", "password",
+                                                     "ray_auth_token=", "aws_session_token"))
     assert "--dashboard-host=127.0.0.1" in text
+    # token authentication on every node, the token copied from the user's machine, not written here
+    assert all("RAY_AUTH_MODE=token ray start" in cmd for key in ("head_start_ray_commands", "worker_start_ray_commands")
+               for cmd in config[key] if "ray start" in cmd)
+    assert config["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
