@@ -30,6 +30,7 @@ def test_cluster_yaml_limits_inbound_access_and_holds_no_secrets():
                                                      "ray_auth_token=", "aws_session_token"))
     assert "--dashboard-host=127.0.0.1" in text
     # token authentication on every node, the token copied from the user's machine, not written here
-    assert all("RAY_AUTH_MODE=token ray start" in cmd for key in ("head_start_ray_commands", "worker_start_ray_commands")
-               for cmd in config[key] if "ray start" in cmd)
+    starts = [cmd for key in ("head_start_ray_commands", "worker_start_ray_commands") for cmd in config[key]
+              if "ray start" in cmd]
+    assert len(starts) == 2 and all(cmd.startswith("RAY_AUTH_MODE=token ray start") for cmd in starts)
     assert config["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"

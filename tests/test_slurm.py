@@ -54,4 +54,4 @@ def test_script_starts_head_then_workers_then_the_study(tmp_path):
     assert {ln.split(" -w ")[1].split()[0] for ln in lines if ln.startswith("srun") and "ray start" in ln} == {
         "gpu-a", "gpu-b", "gpu-c"}
     assert "python sweeps/full_study.py --shards /shared/shards --profile paper RAY_ADDRESS=10.0.0.7:6379" in lines
-    assert all("RAY_AUTH_MODE=token" in ln for ln in lines if ln.startswith("ray start"))
+    assert any(ln.startswith("ray get-auth-token --generate") for ln in lines)  # no token in $HOME yet
