@@ -1,11 +1,13 @@
-"""Preprocessing throughput: slices per second with a process pool against a single process.
+"""Preprocessing throughput: images per second with a process pool against a single process.
 
-    python benchmarks/preprocess_speed.py                  # 8 HNSCC-like patients x 40 slices of 512 x 512
+    python benchmarks/preprocess_speed.py                  # HNSCC: 8 patients x 40 CT slices of 512 x 512
+    python benchmarks/preprocess_speed.py --dataset xray-chest --patients 60 --side 1024   # BRAX PNGs
     python benchmarks/preprocess_speed.py --patients 4 --slices 20 --side 256
 
-Writes a miniature HNSCC tree (planning CT + RTSTRUCT per patient, real DICOM via pydicom) once, then
-converts it in the same process with `--workers 1` (the baseline) and with one worker per core, and
-prints slices/second of both and their ratio (> 1 means the pool is faster).
+Writes a tree in the dataset's real format once (ct-hnscc: planning CT + RTSTRUCT per patient as DICOM;
+xray-chest: master spreadsheet + one 16-bit PNG per patient), then converts it in the same process with
+`--workers 1` (the baseline) and with one worker per core, and prints images/second of both and their
+ratio (> 1 means the pool is faster).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from preprocessing import converters  # noqa: F401  (registers the converters)
 from preprocessing.core import convert
@@ -37,23 +40,39 @@ def make_tree(root: Path, patients: int, slices: int, side: int) -> int:
     return patients * slices
 
 
+def make_brax(root: Path, patients: int, side: int) -> int:
+    """A BRAX-like spreadsheet with one frontal 16-bit PNG per patient; returns the number of images."""
+    rng = np.random.default_rng(0)
+    lines = ["PatientID,Cardiomegaly,ViewPosition,Manufacturer,PngPath"]
+    for i in range(patients):
+        rel = f"images/id_{i:08d}/Study_1/Series_1/image-{i}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 4096, (side, side + side // 4)).astype(np.uint16)).save(root / rel)
+        lines.append(f"id_{i:08d},{i % 2},PA,{3 if i % 3 else 5},{rel}")
+    (root / "master_spreadsheet_update.csv").write_text("\n".join(lines) + "\n")
+    return patients
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time both runs and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ct-hnscc", choices=("ct-hnscc", "xray-chest"))
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--side", type=int, default=512)
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        n = make_tree(Path(tmp) / "raw", args.patients, args.slices, args.side)
+        raw = Path(tmp) / "raw"
+        n = (make_tree(raw, args.patients, args.slices, args.side) if args.dataset == "ct-hnscc"
+             else make_brax(raw, args.patients, args.side))
         rates = {}
         for workers in (1, cores):
             start = time.perf_counter()
-            convert("ct-hnscc", Path(tmp) / "raw", Path(tmp) / f"out{workers}", b"benchmark-key", (), workers)
+            convert(args.dataset, raw, Path(tmp) / f"out{workers}", b"benchmark-key", (), workers)
             rates[workers] = n / (time.perf_counter() - start)
-    print(f"{n} slices of {args.side} x {args.side}, {args.patients} patients, {cores} cores")
-    print(f"single process: {rates[1]:.1f} slices/s; {cores} workers: {rates[cores]:.1f} slices/s; "
+    print(f"{args.dataset}: {n} images of {args.side} px, {args.patients} patients, {cores} cores")
+    print(f"single process: {rates[1]:.1f} images/s; {cores} workers: {rates[cores]:.1f} images/s; "
           f"ratio {rates[cores] / rates[1]:.2f}")
     return 0
 

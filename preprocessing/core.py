@@ -54,12 +54,16 @@ class Job:
         """Keyed hash of a raw patient id: 'sub-' + 16 hex digits."""
         return "sub-" + hmac.new(self.secret, raw_id.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def relpath(self, path: Path, raw_ids: Iterable[str]) -> str:
-        """`path` relative to the raw root with every raw id in it replaced by its pseudonym."""
-        text = str(Path(path).relative_to(self.raw)) if Path(path).is_relative_to(self.raw) else Path(path).name
+    def scrub(self, text: str, raw_ids: Iterable[str]) -> str:
+        """`text` with every raw id in it replaced by its pseudonym (longest first)."""
         for raw_id in sorted({r for r in raw_ids if r}, key=len, reverse=True):
             text = text.replace(raw_id, self.pseudonym(raw_id))
         return text
+
+    def relpath(self, path: Path, raw_ids: Iterable[str]) -> str:
+        """`path` relative to the raw root with every raw id in it replaced by its pseudonym."""
+        text = str(Path(path).relative_to(self.raw)) if Path(path).is_relative_to(self.raw) else Path(path).name
+        return self.scrub(text, raw_ids)
 
 
 @dataclass
@@ -144,8 +148,9 @@ def _safe_process(process: Callable[[Any, Job], CaseOutput], case: Any, job: Job
     try:
         return process(case, job)
     except Exception as exc:
-        name = getattr(case, "raw_id", None) or str(case)
-        return CaseOutput(job.pseudonym(str(name)), dropped=f"failed: {type(exc).__name__}: {exc}"[:300])
+        name = str(getattr(case, "raw_id", None) or case)
+        message = job.scrub(f"{type(exc).__name__}: {exc}".replace(str(job.raw), "<raw>"), [name])
+        return CaseOutput(job.pseudonym(name), dropped=f"failed: {message}"[:300])
 
 
 _WORKER: dict[str, Any] = {}  # per worker process: the converter's process function and the job

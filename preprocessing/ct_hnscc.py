@@ -8,12 +8,10 @@ whose name matches `roi_pattern` (default: names starting with GTV) [I: names va
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
 from preprocessing.rt import planning_mask
-from preprocessing.tcia import DicomCase, discover_tcia, open_case, slice_samples
+from preprocessing.tcia import DicomCase, discover_patients, open_case, slice_samples
 
 
 @dataclass(frozen=True)
@@ -21,11 +19,6 @@ class HnsccOptions:
     size: int = 256
     roi_pattern: str = r"^gtv"
 
-
-def discover(raw: Path, options: HnsccOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
-    """Patient folders of the TCIA tree."""
-    cases, loose = discover_tcia(raw)
-    return cases, loose, {}
 
 
 def process(case: DicomCase, job: Job) -> CaseOutput:
@@ -39,4 +32,4 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     return slice_samples(opened, vol, mask, opt.size)
 
 
-CONVERTERS.add("ct-hnscc", Converter("ct-hnscc", HnsccOptions, discover, process))
+CONVERTERS.add("ct-hnscc", Converter("ct-hnscc", HnsccOptions, discover_patients, process))

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pydicom
 
 from preprocessing.contours import seg_mask, seg_segment, seg_series_uid
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
 from preprocessing.dicom import image_series, load_volume, series_by_reference
-from preprocessing.tcia import DicomCase, discover_tcia, open_case, slice_samples
+from preprocessing.tcia import DicomCase, discover_patients, open_case, slice_samples
 
 
 @dataclass(frozen=True)
@@ -28,11 +26,6 @@ class KidneyOptions:
     tumour_segment: int = 2
     series_pattern: str = "arterial"
 
-
-def discover(raw: Path, options: KidneyOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
-    """Patient folders of the TCIA tree."""
-    cases, loose = discover_tcia(raw)
-    return cases, loose, {}
 
 
 def process(case: DicomCase, job: Job) -> CaseOutput:
@@ -56,4 +49,4 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     return slice_samples(opened, vol, mask, opt.size)
 
 
-CONVERTERS.add("ct-kidney", Converter("ct-kidney", KidneyOptions, discover, process))
+CONVERTERS.add("ct-kidney", Converter("ct-kidney", KidneyOptions, discover_patients, process))

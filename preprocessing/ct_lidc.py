@@ -17,14 +17,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from preprocessing.contours import fill_polygon
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
 from preprocessing.dicom import Volume, load_volume
-from preprocessing.tcia import DicomCase, OpenCase, crop, discover_tcia, mask_centroid, open_case, to_hu
+from preprocessing.tcia import DicomCase, OpenCase, crop, discover_patients, mask_centroid, open_case, to_hu
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,6 @@ def _text(el: ET.Element, *names: str) -> str:
             return sub.text.strip()
     return ""
 
-
-def discover(raw: Path, options: LidcOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
-    cases, loose = discover_tcia(raw)
-    return cases, loose, {}
 
 
 def nodule_mask(nodule: ET.Element, vol: Volume) -> np.ndarray:
@@ -147,4 +142,4 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     return opened.out
 
 
-CONVERTERS.add("ct-lidc", Converter("ct-lidc", LidcOptions, discover, process))
+CONVERTERS.add("ct-lidc", Converter("ct-lidc", LidcOptions, discover_patients, process))

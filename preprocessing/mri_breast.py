@@ -26,7 +26,7 @@ import pandas as pd
 
 from preprocessing.clinical import find_column, read_table
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
-from preprocessing.dicom import domain_of, load_volume
+from preprocessing.dicom import Series, domain_of, load_volume
 from preprocessing.tcia import DicomCase, crop, discover_tcia, open_case
 from scanshift_ray.errors import ScanshiftError
 
@@ -81,17 +81,28 @@ def _series_map(path: Path, sequence: str) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _boxes(path: Path) -> dict[int, list[float]]:
+    """{patient number: [start row, end row, start col, end col, start slice, end slice]}; rows with a
+    blank or non-numeric cell are left out (the patient is then dropped as having no box)."""
+    boxes = read_table(path)
+    box_cols = ["Start Row", "End Row", "Start Column", "End Column", "Start Slice", "End Slice"]
+    missing = [c for c in ["Patient ID", *box_cols] if c not in boxes.columns]
+    if missing:
+        raise ScanshiftError(f"{path}: lacks column(s) {', '.join(missing)}")
+    numbers = boxes[box_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    out = {}
+    for pid, row in zip(boxes["Patient ID"], numbers, strict=True):
+        n = patient_number(pid)
+        if n is not None and np.isfinite(row).all():
+            out[n] = [float(v) for v in row]
+    return out
+
+
 def discover(raw: Path, opt: BreastOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
     """Patient folders, plus the post-contrast series map, the boxes and labels per patient number."""
     cases, loose = discover_tcia(raw)
     series = _series_map(_sheet(raw, opt.mapping, r"mapping"), opt.sequence)
-    boxes = read_table(_sheet(raw, opt.boxes, r"annotation_boxes"))
-    box_cols = ["Start Row", "End Row", "Start Column", "End Column", "Start Slice", "End Slice"]
-    missing = [c for c in ["Patient ID", *box_cols] if c not in boxes.columns]
-    if missing:
-        raise ScanshiftError(f"Annotation_Boxes sheet lacks column(s) {', '.join(missing)}")
-    box = {patient_number(r["Patient ID"]): [float(r[c]) for c in box_cols] for _, r in boxes.iterrows()
-           if patient_number(r["Patient ID"]) is not None}
+    box = _boxes(_sheet(raw, opt.boxes, r"annotation_boxes"))
     clinical_path = _sheet(raw, opt.clinical, r"clinical")
     clinical = read_table(clinical_path, header=1)  # row 0: groups, row 1: names, row 2: code legend
     label_col, maker_col = find_column(clinical, opt.label_column), find_column(clinical, r"^manufacturer$")
@@ -106,8 +117,9 @@ def discover(raw: Path, opt: BreastOptions) -> tuple[list[DicomCase], list[tuple
     return cases, loose, {"series": series, "boxes": box, "clinical": info}
 
 
-def _slice_index(opened_paths: list[Path], sop_uids: list[str], headers: list, target_file: int) -> int | None:
-    for path, ds in zip(opened_paths, headers, strict=True):
+def _slice_index(series: Series, sop_uids: list[str], target_file: int) -> int | None:
+    """Volume index of the file of `series` whose name ends in number `target_file` (e.g. 1-005.dcm)."""
+    for path, ds in zip(series.paths, series.headers, strict=True):
         m = re.search(r"(\d+)\.dcm$", path.name)
         if m and int(m.group(1)) == target_file:
             return sop_uids.index(str(ds.SOPInstanceUID)) if str(ds.SOPInstanceUID) in sop_uids else None
@@ -137,7 +149,7 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     shift, end = (1.0 if opt.one_based else 0.0), (0.0 if opt.end_inclusive else 1.0)
     files: dict[int, int] = ctx["series"][n]["files"]
     centre_slice = min(files, key=lambda nnn: abs(nnn - (s0 + s1 - end) / 2))
-    k = _slice_index(series.paths, vol.sop_uids, series.headers, files[centre_slice])
+    k = _slice_index(series, vol.sop_uids, files[centre_slice])
     if k is None:
         return opened.drop("the box's centre slice is not in the series on disk")
     centre = (k, int(np.floor((r0 + r1 - end) / 2 - shift + 0.5)), int(np.floor((c0 + c1 - end) / 2 - shift + 0.5)))

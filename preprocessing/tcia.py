@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,7 @@ class OpenCase:
     job: Job
 
     def skip(self, path: Path, reason: str) -> None:
+        reason = self.job.scrub(reason.replace(str(self.job.raw), "<raw>"), self.raw_ids)
         self.out.skipped.append((self.job.relpath(path, self.raw_ids), reason))
 
     def drop(self, reason: str) -> CaseOutput:
@@ -49,7 +51,14 @@ def discover_tcia(raw: Path, _options: object = None) -> tuple[list[DicomCase], 
     """Patient folders (3 levels above each file) of a TCIA tree, and the files outside any."""
     groups, loose = files_by_case(raw)
     cases = [DicomCase(folder.name, tuple(files)) for folder, files in groups.items()]
-    return cases, [(p, "outside any patient folder") for p in loose if p.suffix.lower() == ".dcm"]
+    sheets = (".csv", ".xlsx", ".xls", ".json")  # metadata.csv, clinical sheets: read by converters that need them
+    return cases, [(p, "outside any patient folder, not read") for p in loose if p.suffix.lower() not in sheets]
+
+
+def discover_patients(raw: Path, _options: object) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
+    """`discover` for converters that need nothing beyond the DICOM tree: patient folders, no context."""
+    cases, loose = discover_tcia(raw)
+    return cases, loose, {}
 
 
 def open_case(case: DicomCase, job: Job, keep: tuple[str, ...] = ()) -> OpenCase:
