@@ -178,3 +178,32 @@ def test_brax_rows_paths_and_reasons(tmp_path_factory):
     assert missing.startswith("images/sub-")  # the raw PatientID folder is pseudonymised
     with h5py.File(root / "out" / key / "3.h5") as f:
         assert f["images"].shape == (2, 16, 16)
+
+
+def test_brax_reads_dicoms_with_source_dicom(tmp_path):
+    from preprocessing.testing import Patient, write_ct_series
+
+    lines = ["PatientID,Cardiomegaly,ViewPosition,Manufacturer,DicomPath,PngPath"]
+    for i, (code, label) in enumerate([(3, 1), (5, 0), (3, 0)]):
+        pid = f"id_{i:04d}abcd-0000"
+        folder = tmp_path / "Anonymized_DICOMs" / pid / "Study_1" / "Series_1"
+        write_ct_series(folder, Patient(pid).with_uids(), "x", np.full((1, 40, 30), 100 * (i + 1)), names=["image-1.dcm"])
+        lines.append(f"{pid},{label},PA,{code},Anonymized_DICOMs/{pid}/Study_1/Series_1/image-1.dcm,x.png")
+    (tmp_path / "master_spreadsheet_update.csv").write_text("\n".join(lines) + "\n")
+    manifest = convert("xray-chest", tmp_path, tmp_path / "out", KEY, ["source=dicom", "size=8"], workers=1)
+    assert json.loads(manifest.read_text())["counts"] == {"3": {"n": 2, "n_pos": 1, "n_patients": 2},
+                                                          "5": {"n": 1, "n_pos": 0, "n_patients": 1}}
+
+
+def test_duke_takes_the_dicom_manufacturer_when_the_sheet_has_none(tmp_path):
+    import pandas as pd
+
+    from preprocessing.testing import write_xlsx
+
+    fixtures_mr_xr.make_duke(tmp_path)
+    sheet = tmp_path / "Clinical_and_Other_Features.xlsx"
+    rows = pd.read_excel(sheet, header=None, dtype=object).drop(columns=[1]).fillna("").values.tolist()
+    write_xlsx(sheet, rows)  # the same sheet without its Manufacturer column
+    body = json.loads(convert("mri-breast", tmp_path, tmp_path / "out", KEY, (), workers=1).read_text())
+    assert body["counts"]["ge"]["n"] == 1 and body["counts"]["siemens"]["n"] == 1
+    assert "MPTronic" in body["dropped_cases"][0]["reason"]  # the DICOM tag of that patient says so
