@@ -187,7 +187,8 @@ def test_brax_reads_dicoms_with_source_dicom(tmp_path):
     for i, (code, label) in enumerate([(3, 1), (5, 0), (3, 0)]):
         pid = f"id_{i:04d}abcd-0000"
         folder = tmp_path / "Anonymized_DICOMs" / pid / "Study_1" / "Series_1"
-        write_ct_series(folder, Patient(pid).with_uids(), "x", np.full((1, 40, 30), 100 * (i + 1)), names=["image-1.dcm"])
+        write_ct_series(folder, Patient(pid).with_uids(), "x", np.full((1, 40, 30), 100 * (i + 1)),
+                        names=["image-1.dcm"])
         lines.append(f"{pid},{label},PA,{code},Anonymized_DICOMs/{pid}/Study_1/Series_1/image-1.dcm,x.png")
     (tmp_path / "master_spreadsheet_update.csv").write_text("\n".join(lines) + "\n")
     manifest = convert("xray-chest", tmp_path, tmp_path / "out", KEY, ["source=dicom", "size=8"], workers=1)
