@@ -82,12 +82,12 @@ def write_cell(results: str | Path, rows: list[dict]) -> Path | str:
     return path
 
 
-def record_failure(results: str | Path, cell: dict, error: str) -> Path:
+def record_failure(results: str | Path, cell: dict, error: str) -> Path | str:
     """Record that a cell failed (after its retries), with its config and the error message."""
     body = json.dumps({**cell, "error": error}, indent=2, default=str)
     if is_uri(results):
         _remote_write(str(results), f"{FAILED}/{cell['cell_id']}.json", body.encode())
-        return Path(f"{FAILED}/{cell['cell_id']}.json")
+        return f"{str(results).rstrip('/')}/{FAILED}/{cell['cell_id']}.json"
     path = Path(results) / FAILED / f"{cell['cell_id']}.json"
     _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(body))
     return path
