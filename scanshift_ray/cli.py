@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from scanshift_ray.datasets import DATASETS
@@ -70,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     study = study_from_args(args)
     if args.deterministic:  # read by every trial; Ray workers inherit the driver's environment
         os.environ[DETERMINISTIC_ENV] = "1"
+    if args.shards and not args.datasets:
+        study = only_present(study, args.shards)
     shard_root = args.shards or ensure_synthetic(study)
     outcome = runner.run_study(study, shard_root, args.results, "local" if args.local else "ray",
                                args.max_failures, tune_storage=args.tune_storage)
@@ -88,6 +91,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     where = args.results if is_uri(args.results) else Path(args.results).resolve()
     print(f"results: {where}  ({len(outcome.failed)} failed cells)")
     return 1 if outcome.failed else 0
+
+
+def only_present(study: Study, root: str) -> Study:
+    """`study` limited to the datasets with shards under `root` (what `--shards` without `--datasets` means)."""
+    from scanshift_ray.shards import has_any_shard
+
+    if not is_uri(root) and not Path(root).is_dir():
+        raise ScanshiftError(f"shard root not found: {root}")
+    keys = sorted({k for e in study.experiments for k in e.datasets}, key=DATASETS.names().index)
+    present = tuple(k for k in keys if has_any_shard(root, DATASETS.get(k)))
+    if not present:
+        raise ScanshiftError(f"no shards under {root} for any of {', '.join(keys)} "
+                             "(expected <root>/<key>/<domain>.h5)")
+    if len(present) < len(keys):
+        print(f"shards found for {', '.join(present)}; skipping {', '.join(k for k in keys if k not in present)}")
+    exps = tuple(restrict(e, present) for e in study.experiments)
+    return replace(study, experiments=tuple(e for e in exps if e.datasets))
 
 
 def ensure_synthetic(study: Study, root: str | None = None) -> str:

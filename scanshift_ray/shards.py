@@ -167,6 +167,12 @@ def validate(shard: Shard, where: str) -> None:
         raise bad("images contain NaN or inf")
 
 
+def has_any_shard(root: str | Path, spec: DatasetSpec) -> bool:
+    """True when `root` (a path or URI) holds a shard of any domain of `spec` (a missing second domain is
+    then an error of `load_domains`, naming the file)."""
+    return any(storage.exists(f"{str(root).rstrip('/')}/{spec.key}/{d}.h5") for d in spec.domains)
+
+
 def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True) -> dict[str, Shard]:
     """Read both domains of `spec` under `root`, checking that they agree with the spec and each other.
 

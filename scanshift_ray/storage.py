@@ -40,6 +40,14 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         raise ScanshiftError(f"cannot open {uri}: {exc}") from None
 
 
+def exists(location: str | Path) -> bool:
+    """True when the file at a path or URI exists."""
+    if not is_uri(location):
+        return Path(location).is_file()
+    fs, path = filesystem(str(location))
+    return bool(fs.get_file_info(path).type == pafs.FileType.File)
+
+
 def cache_root() -> Path:
     """This node's shard cache folder."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "scanshift" / "shards"))

@@ -30,6 +30,16 @@ def test_rerun_trains_nothing_and_new_seeds_run_alone(toy_root, tmp_path):
 
 
 
+def test_shards_option_runs_the_datasets_present(toy_root, tmp_path, capsys):
+    args = ["run", "--shards", str(toy_root), "--results", str(tmp_path / "r"), "--experiments", "main",
+            "--profile", "smoke", "--seeds", "1", "--local"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "shards found for ct-lidc, xray-chest; skipping ct-kidney" in out and "4 cells" in out
+    assert main(["run", "--shards", str(tmp_path), "--results", str(tmp_path / "r"), "--local"]) == 2
+    assert "no shards under" in capsys.readouterr().err
+
+
 def test_missing_shard_root_is_one_line(tmp_path, capsys):
     code = main(["run", "--shards", str(tmp_path / "none"), "--results", str(tmp_path / "r"), "--local"])
     err = capsys.readouterr().err.strip()
