@@ -16,7 +16,7 @@ from scanshift_ray.datasets import DATASETS
 from scanshift_ray.profiles import Profile
 from scanshift_ray.synthetic.twins import DEFAULT_SEVERITY, TWINS, render_sample, sample_rng, scanner_at
 
-GENERATOR_VERSION = 7  # bump when a twin's anatomy or physics changes, so stale shards are regenerated
+GENERATOR_VERSION = 8  # bump when a twin's anatomy or physics changes, so stale shards are regenerated
 
 
 def generate_domain(key: str, domain_index: int, profile: Profile, seed: int,

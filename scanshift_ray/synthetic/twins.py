@@ -70,7 +70,7 @@ _BREAST = (mri.MRIScanner("GE 1.5 T VIBRANT", 1.5, "gre", 5.5, 2.6, 10.0, 0.9, 0
 _CHEST = (xray.XrayScanner("manufacturer 3", 120.0, 2.5, 0.3, 0.5, 4000.0, (1.0, 4.0, 16.0), (0.0, 0.5, 0.3), 1.0),
           xray.XrayScanner("manufacturer 5", 100.0, 2.5, 0.65, 0.8, 2500.0, (1.0, 4.0, 16.0), (0.25, 0.9, 0.45), 0.75))
 
-TWINS.add("ct-kidney", Twin("ct-kidney", 120.0, 8.0, ct.kidney, _KIDNEY, samples_per_patient=6))
+TWINS.add("ct-kidney", Twin("ct-kidney", 120.0, 8.0, ct.kidney, _KIDNEY, samples_per_patient=4))
 TWINS.add("ct-lidc", Twin("ct-lidc", 40.0, 10.0, ct.lung_nodule, _LUNG, samples_per_patient=4))
 TWINS.add("ct-hnscc", Twin("ct-hnscc", 180.0, 8.0, ct.neck, _NECK))
 TWINS.add("ct-oropharyngeal", Twin("ct-oropharyngeal", 72.0, 72.0, ct.oropharynx, _OPC, samples_per_patient=4))
