@@ -99,7 +99,7 @@ def only_present(study: Study, root: str) -> Study:
 
     if not is_uri(root) and not Path(root).is_dir():
         raise ScanshiftError(f"shard root not found: {root}")
-    keys = sorted({k for e in study.experiments for k in e.datasets}, key=DATASETS.names().index)
+    keys = study.dataset_keys()
     present = tuple(k for k in keys if has_any_shard(root, DATASETS.get(k)))
     if not present:
         raise ScanshiftError(f"no shards under {root} for any of {', '.join(keys)} "
@@ -115,8 +115,7 @@ def ensure_synthetic(study: Study, root: str | None = None) -> str:
     from scanshift_ray.synthetic.generate import write_twins
 
     root = root or f"data/synthetic/{study.profile}"
-    keys = sorted({k for e in study.experiments for k in e.datasets}, key=DATASETS.names().index)
-    made = write_twins(root, keys, PROFILES.get(study.profile))
+    made = write_twins(root, study.dataset_keys(), PROFILES.get(study.profile))
     if made:
         print(f"generated synthetic twins for {', '.join(made)} under {root}")
     return root

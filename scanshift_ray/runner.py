@@ -32,9 +32,8 @@ class StudyOutcome:
 
 def dataset_ids(study: Study, shard_root: str | Path) -> dict[str, tuple[str, str]]:
     """dataset -> (data_id, data_source) for every dataset of `study`; validates all its shards first."""
-    keys = sorted({k for exp in study.experiments for k in exp.datasets}, key=DATASETS.names().index)
     out = {}
-    for key in keys:
+    for key in study.dataset_keys():
         loaded = shards.load_domains(shard_root, DATASETS.get(key), mmap=True)
         out[key] = (shards.data_id(loaded), str(next(iter(loaded.values())).attrs["data_source"]))
     return out

@@ -90,6 +90,10 @@ class Study:
     noise_space: str = "normalized"
     noise_draw: str = "per_batch"
 
+    def dataset_keys(self) -> list[str]:
+        """Every dataset any experiment of the study uses, in registry (Table 2) order."""
+        return sorted({k for e in self.experiments for k in e.datasets}, key=DATASETS.names().index)
+
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 ALL_DATASETS = tuple(DATASETS.names())
