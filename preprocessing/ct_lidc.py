@@ -91,10 +91,10 @@ def _read_xml(opened: OpenCase, path: Path) -> ET.Element | None:
     return root
 
 
-def read_annotations(opened: OpenCase, path: Path, root: ET.Element, vol: Volume, opt: LidcOptions) -> Counter:
+def read_annotations(opened: OpenCase, path: Path, root: ET.Element, vol: Volume, hu: np.ndarray,
+                     opt: LidcOptions) -> Counter:
     """Append one crop per kept annotation of `root` to the case output; count the dropped ones."""
     dropped: Counter = Counter()
-    hu = to_hu(vol.pixels)
     for session in (s for s in root.iter() if _tag(s) == "readingSession"):
         for nodule in _children(session, "unblindedReadNodule"):
             rating = _text(nodule, "malignancy")
@@ -118,7 +118,7 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     """One crop per kept reader annotation of one LIDC patient."""
     opt: LidcOptions = job.options
     opened = open_case(case, job, keep=(".xml",))
-    volumes: dict[str, Volume] = {}
+    volumes: dict[str, tuple[Volume, np.ndarray]] = {}  # series uid -> (volume, its int16 HU), read once
     for path in (p for p in case.files if p.suffix.lower() == ".xml"):
         root = _read_xml(opened, path)
         if root is None:
@@ -128,13 +128,15 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
             opened.skip(path, "annotation XML whose CT series is not in the case")
             continue
         if uid not in volumes:
-            volumes[uid] = load_volume(opened.series[uid])
-        if opened.out.domain is None and not opened.set_domain(volumes[uid]):
+            vol = load_volume(opened.series[uid])
+            volumes[uid] = (vol, to_hu(vol.pixels))
+        vol, hu = volumes[uid]
+        if opened.out.domain is None and not opened.set_domain(vol):
             return opened.out
-        if volumes[uid].manufacturer != opened.out.manufacturer:
+        if vol.manufacturer != opened.out.manufacturer:
             opened.skip(path, "annotated series from a second manufacturer in one patient")
             continue
-        for reason, n in sorted(read_annotations(opened, path, root, volumes[uid], opt).items()):
+        for reason, n in sorted(read_annotations(opened, path, root, vol, hu, opt).items()):
             opened.skip(path, f"{n} {reason} dropped")
     if not opened.out.labels and not opened.out.dropped:
         opened.drop("no annotation with malignancy "
