@@ -109,10 +109,9 @@ def failed_cells(results: str | Path) -> dict[str, str]:
     if is_uri(results):
         fs, base = filesystem(str(results))
         out = {}
-        for rel in _remote_list(str(results), ".json"):
-            if rel.startswith(f"{FAILED}/"):
-                with fs.open_input_stream(f"{base}/{rel}") as src:
-                    out[Path(rel).stem] = json.loads(src.read()).get("error", "")
+        for rel in _remote_list(f"{str(results).rstrip('/')}/{FAILED}", ".json"):  # not the whole results tree
+            with fs.open_input_stream(f"{base}/{FAILED}/{rel}") as src:
+                out[Path(rel).stem] = json.loads(src.read()).get("error", "")
         return out
     folder = Path(results) / FAILED
     if not folder.is_dir():
