@@ -69,7 +69,7 @@ def make_hnscc(root: Path, side: int = 32, n_slices: int = 6) -> dict[str, Any]:
     return {"labels": answers, "secrets": ["HNSCC-01-0001", "HNSCC-01-0002", "Patient^HNSCC"], "dropped": 0}
 
 
-def make_opc(root: Path, side: int = 40, n_slices: int = 20, crop: int = 16) -> dict[str, Any]:
+def make_opc(root: Path, side: int = 40, n_slices: int = 20) -> dict[str, Any]:
     """OPC-Radiomics: GE (HPV positive), TOSHIBA (negative), GE (unknown: dropped); GTV off-centre."""
     base = root / "OPC-Radiomics"
     rows = [["Trial PatientID", "Sex", "HPV/P16 status"]]
@@ -92,7 +92,7 @@ def make_opc(root: Path, side: int = 40, n_slices: int = 20, crop: int = 16) -> 
         if domain:
             answers[domain] = [int(status.lower().startswith("pos"))]
     write_xlsx(root / "OPC-Radiomics-Clinical-Data.xlsx", rows)
-    return {"labels": answers, "secrets": list(centres) + ["Patient^OPC"], "crop": crop, "dropped": 1}
+    return {"labels": answers, "secrets": list(centres) + ["Patient^OPC"], "dropped": 1}
 
 
 NS = "http://www.nih.gov"
@@ -138,7 +138,6 @@ def make_lidc(root: Path, side: int = 64) -> dict[str, Any]:
     """LIDC-IDRI: GE patient (malignancy 5, 1, 3 and a no-characteristics nodule) and a SIEMENS patient (5)."""
     base = root / "LIDC-IDRI"
     answers: dict[str, list[int]] = {"ge": [], "other": []}
-    centres: list[tuple[str, tuple[int, int, int]]] = []
     patients: list[tuple[str, str, str, list[str | None]]] = [
         ("LIDC-IDRI-0001", "GE MEDICAL SYSTEMS", "ge", ["5", "1", "3", None]),
         ("LIDC-IDRI-0002", "SIEMENS", "other", ["5"])]
@@ -157,10 +156,8 @@ def make_lidc(root: Path, side: int = 64) -> dict[str, Any]:
             nodules.append((rating, rois))
             if rating in ("1", "5"):
                 answers[domain].append(int(rating == "5"))
-                centres.append((domain, (k, r, c)))
         _lidc_xml(series / "069.xml", str(cts[0].SeriesInstanceUID), nodules)
     cr = base / "LIDC-IDRI-0001" / "01-01-2000-NA-CHEST-1" / "1.000000-NA-2"
     cr.mkdir(parents=True)
     (cr / "001.xml").write_text('<?xml version="1.0"?><IdriReadMessage xmlns="http://www.nih.gov/idri"/>')
-    return {"labels": answers, "secrets": ["LIDC-IDRI-0001", "LIDC-IDRI-0002", "Patient^LIDC"], "centres": centres,
-            "dropped": 0}
+    return {"labels": answers, "secrets": ["LIDC-IDRI-0001", "LIDC-IDRI-0002", "Patient^LIDC"], "dropped": 0}
