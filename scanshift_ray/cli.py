@@ -11,12 +11,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.metrics import METRICS
 from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
 from scanshift_ray.storage import is_uri
-from scanshift_ray.study import EXPERIMENTS, Study, restrict
+from scanshift_ray.study import AXES, EXPERIMENTS, SHARED_PATIENT_POLICIES, Study, restrict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SEEDS = {"fast": 3, "smoke": 2, "paper": 10}
 
@@ -44,9 +49,15 @@ def add_study_args(p: argparse.ArgumentParser, default_experiments: str = "main"
                    help=f"comma list of {', '.join(EXPERIMENTS.names())} (default: {default_experiments})")
     p.add_argument("--datasets", type=_csv, help="comma list of dataset keys (default: each experiment's own)")
     p.add_argument("--seeds", type=_seeds, help="seed count or comma list (default: 3 fast, 10 paper)")
-    p.add_argument("--normalization", default="image", choices=("image", "train"))
-    p.add_argument("--noise-space", default="normalized", choices=("normalized", "native"))
-    p.add_argument("--noise-draw", default="per_batch", choices=("per_batch", "once"))
+    for name in ("normalization", "noise_space", "noise_draw"):
+        axis = AXES.get(name)
+        p.add_argument(f"--{name.replace('_', '-')}", choices=axis.allowed,
+                       help=f"{axis.title} (default {axis.default}); same as --option {name}=VALUE")
+    p.add_argument("--option", action="append", default=[], metavar="AXIS=VALUE",
+                   help=f"fix an axis for every cell (repeatable); axes: {', '.join(AXES.names())}")
+    p.add_argument("--shared-patients", default="error", choices=SHARED_PATIENT_POLICIES,
+                   help="patients found in both scanner domains: stop (default), assign each to the domain with "
+                   "more of its samples, or drop them")
     p.add_argument("--local", action="store_true", help="run cells in this process, without Ray")
     p.add_argument("--max-failures", type=int, default=2, help="retries per trial under Ray (default 2)")
     p.add_argument("--deterministic", action="store_true",
@@ -60,13 +71,26 @@ def study_from_args(args: argparse.Namespace) -> Study:
     seeds = args.seeds or tuple(range(DEFAULT_SEEDS.get(args.profile, 3)))
     exps = tuple(restrict(EXPERIMENTS.get(e), args.datasets,
                           seeds if e == "main" or args.seeds else None) for e in args.experiments)
-    return Study(exps, profile=args.profile, normalization=args.normalization, noise_space=args.noise_space,
-                 noise_draw=args.noise_draw)
+    options = dict(_key_values(args.option, "--option"))
+    for name in ("normalization", "noise_space", "noise_draw"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return Study(exps, profile=args.profile, options=options, shared_patients=args.shared_patients)
+
+
+def _key_values(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ScanshiftError(f"{flag} takes NAME=VALUE, got {item!r}")
+        out.append((key.strip(), value.strip()))
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a study and print its Table-2 summary; exit 1 when cells failed."""
-    from scanshift_ray import results, runner, summary
+    from scanshift_ray import results, runner
 
     study = study_from_args(args)
     if args.deterministic:  # read by every trial; Ray workers inherit the driver's environment
@@ -79,8 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = results.read_results(args.results) if results.done_cells(args.results) else None
     if rows is not None:
         rows = rows[rows["cell_id"].isin(outcome.cell_ids)]
-        source = ", ".join(sorted(rows["data_source"].unique()))
-        print("\n" + summary.format_table2(summary.table2(rows), source))
+        if (rows["experiment"] == "main").any():
+            print("\n" + summary_text(rows))
     if outcome.ran:
         ideal = outcome.train_seconds / max(outcome.cpus, 1.0)
         print(f"\nran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall; training time "
@@ -139,20 +163,47 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def summary_text(rows: pd.DataFrame) -> str:
+    """Table 2 with corrected CIs and the modality means, for the terminal; refuses pooled configurations."""
+    from scanshift_ray import analysis, report, summary
+
+    rows = report.prepare(rows)
+    summary.check_pooling(rows)
+    table = analysis.full_table(rows)
+    mods = analysis.modality_table(table)
+    lines = [summary.format_table2(table, ", ".join(sorted(rows["data_source"].astype(str).unique()))),
+             "Mean delta per modality: " + ", ".join(
+                 f"{m.modality} {m.mean_delta:+.3f} [{m.ci_low:+.3f}, {m.ci_high:+.3f}] (n={m.n_settings})"
+                 for m in mods.itertuples()),
+             "95% CI: corrected resampled t-test over seeds (Nadeau & Bengio); " + analysis.data_statement(rows)]
+    flagged = table[table["n_seeds"] < analysis.MIN_SEEDS]
+    if len(flagged):
+        lines.append(f"{len(flagged)} setting(s) have fewer than {analysis.MIN_SEEDS} seeds: their intervals are wide")
+    return "\n".join(lines)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print Table 2 of a results file or folder."""
     from scanshift_ray import results, summary
 
-    rows = results.read_results(args.results)
-    print(summary.format_table2(summary.table2(rows), ", ".join(sorted(rows["data_source"].unique()))))
+    print(summary_text(summary.select(results.read_results(args.results), args.where)))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write tables, figures and report.md/.html from result Parquet files."""
-    from scanshift_ray import report, results
+    """Write tables, figures and report.md/.html from result Parquet files (and their stored predictions)."""
+    from scanshift_ray import report, results, summary
 
-    paths = report.write_report(results.read_results(args.results), args.out)
+    rows = summary.select(report.prepare(results.read_results(args.results)), args.where)
+    predictions = None
+    if "cell_id" in rows.columns and (is_uri(args.results) or Path(args.results).is_dir()):
+        try:
+            predictions = results.read_predictions(args.results, rows)
+        except ScanshiftError:
+            if args.metric != "auc":
+                raise
+            print("note: some cells have no stored predictions; the patient-level bootstrap is left out")
+    paths = report.write_report(rows, args.out, predictions, args.metric)
     print(f"wrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
     return 0
 
@@ -214,12 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--severity", action="append", help="MODALITY=VALUE, e.g. MRI=0.8 (repeatable)")
     syn.add_argument("--force", action="store_true")
     syn.set_defaults(func=cmd_synth)
+    where_help = "keep only rows whose COLUMN equals VALUE (repeatable), e.g. normalization=image"
     summ = sub.add_parser("summary", help="print Table 2 from result Parquet files")
     summ.add_argument("results")
+    summ.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help=where_help)
     summ.set_defaults(func=cmd_summary)
     rep = sub.add_parser("report", help="tables, figures and a report from result Parquet files")
     rep.add_argument("results")
     rep.add_argument("--out", required=True)
+    rep.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help=where_help)
+    rep.add_argument("--metric", default="auc", choices=METRICS.names(),
+                     help="metric of the tables and figures (from the stored predictions; default auc)")
     rep.set_defaults(func=cmd_report)
     sub.add_parser("models", help="list models and parameter counts").set_defaults(func=cmd_models)
     pre = sub.add_parser("preprocess", help="raw dataset -> shards (same as python -m preprocessing)")

@@ -14,21 +14,22 @@ import pandas as pd  # noqa: E402
 from scanshift_ray.summary import MODALITY_ORDER  # noqa: E402
 
 
-def bars(table: pd.DataFrame, path: Path) -> Path:
-    """Fig. 2: same- vs other-scanner AUC per (dataset, training domain), +/- std."""
+def bars(table: pd.DataFrame, path: Path, metric: str = "auc") -> Path:
+    """Fig. 2: same- vs other-scanner `metric` per (dataset, training domain), +/- std."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(table)), 4))
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["same_mean"], 0.4, yerr=table["same_std"].fillna(0), label="same scanner", capsize=2)
     ax.bar(x + 0.2, table["diff_mean"], 0.4, yerr=table["diff_std"].fillna(0), label="other scanner", capsize=2)
     ax.set_xticks(x, [f"{d}\n{t}" for d, t in zip(table["dataset"], table["train_domain"], strict=True)],
                   rotation=60, fontsize=7)
-    ax.set_ylabel("test AUC")
-    ax.set_ylim(0.4, 1.0)
+    ax.set_ylabel(f"test {metric}")
+    if metric == "auc":
+        ax.set_ylim(0.4, 1.0)
     ax.legend()
     return _save(fig, path)
 
 
-def box(table: pd.DataFrame, path: Path) -> Path:
+def box(table: pd.DataFrame, path: Path, metric: str = "auc") -> Path:
     """Fig. 3: deltas by modality, mean as a red line."""
     mods = sorted(table["modality"].unique(), key=lambda m: MODALITY_ORDER.get(m, 9))
     data = [table.loc[table["modality"] == m, "delta"].dropna().to_numpy() for m in mods]
@@ -36,13 +37,13 @@ def box(table: pd.DataFrame, path: Path) -> Path:
     ax.boxplot(data, showmeans=True, meanline=True, meanprops={"color": "red"})
     ax.set_xticks(range(1, len(mods) + 1), mods)
     ax.axhline(0.0, color="grey", lw=0.5)
-    ax.set_ylabel("delta AUC (other - same scanner)")
+    ax.set_ylabel(f"delta {metric} (other - same scanner)")
     return _save(fig, path)
 
 
 def curves(rows: pd.DataFrame, baseline: pd.DataFrame, x_col: str, xlabel: str, path: Path,
-           log_x: bool = False) -> Path:
-    """Figs. 4/5: AUC against `x_col` per (dataset, training domain); one line per test domain, +/- std.
+           log_x: bool = False, value: str = "auc") -> Path:
+    """Figs. 4/5: `value` against `x_col` per (dataset, training domain); one line per test domain, +/- std.
 
     `baseline` (main-experiment rows) supplies the x = 0 point of each curve when present.
     """
@@ -54,13 +55,13 @@ def curves(rows: pd.DataFrame, baseline: pd.DataFrame, x_col: str, xlabel: str, 
         sel = pd.concat([rows, baseline])
         sel = sel[(sel["dataset"] == dataset) & (sel["train_domain"] == train)]
         for test, g in sel.groupby("test_domain"):
-            stat = g.groupby(x_col)["auc"].agg(["mean", "std"]).reset_index()
+            stat = g.groupby(x_col)[value].agg(["mean", "std"]).reset_index()
             line = ax.plot(stat[x_col], stat["mean"], marker="o", label=f"test {test}")[0]
             ax.fill_between(stat[x_col], stat["mean"] - stat["std"].fillna(0), stat["mean"] + stat["std"].fillna(0),
                             color=line.get_color(), alpha=0.2)
         ax.set_title(f"{dataset}, trained on {train}", fontsize=9)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test AUC")
+        ax.set_ylabel(f"test {value}")
         if log_x:
             ax.set_xscale("symlog", linthresh=1.0)
         ax.legend(fontsize=7)

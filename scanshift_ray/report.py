@@ -1,9 +1,9 @@
 """`scanshift report`: from result Parquet files to the tables, figures and report of a paper.
 
-Inputs need at least: experiment, dataset, modality, train_domain, test_domain, seed, mix_fraction,
-noise_alpha, auc (same_domain and data_source are derived when missing). Outputs in `out`:
-table2.csv / table2.md, modality_summary.csv, fig2_bars.png, fig3_box.png, fig4_mixing.png,
-fig5_noise.png (when those experiments are present), report.md and report.html.
+Inputs need at least: experiment, dataset, modality, train_domain, test_domain, seed, auc
+(same_domain and data_source are derived when missing). Outputs in `out`: table2.csv / table2.md,
+modality_summary.csv, paper_comparison.csv, fig2_bars.png, fig3_box.png, one figure per further
+experiment over its axis (fig4_mixing.png, fig5_noise.png for the paper's), report.md and report.html.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from scanshift_ray import figures, paper, stats
+from scanshift_ray import analysis, figures
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.summary import modality_summary, table2
+from scanshift_ray.study import AXES, EXPERIMENTS
+from scanshift_ray.summary import check_pooling, config_columns, treatment_axes
 
-REQUIRED = ("experiment", "dataset", "modality", "train_domain", "test_domain", "seed", "mix_fraction",
-            "noise_alpha", "auc")
+REQUIRED = ("experiment", "dataset", "modality", "train_domain", "test_domain", "seed", "auc")
+FIGURE_NAMES = {"mixing": "fig4_mixing.png", "noise": "fig5_noise.png"}
 
 
 def prepare(rows: pd.DataFrame) -> pd.DataFrame:
@@ -36,19 +37,103 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def full_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 plus per-setting paired test, bootstrap CI, warnings and (real data) the paper's values."""
-    rows = prepare(rows)
-    table = table2(rows)
+def with_metric(rows: pd.DataFrame, predictions: pd.DataFrame | None, metric: str) -> pd.DataFrame:
+    """`rows` with a column named `metric` (AUC is stored in the rows; the others come from predictions)."""
+    if metric == "auc":
+        return rows
+    if predictions is None:
+        raise ScanshiftError(f"--metric {metric} needs the stored predictions (<results>/_predictions)")
+    return rows.assign(**{metric: analysis.metric_values(rows, predictions, metric)})
+
+
+def experiment_axis(name: str, sub: pd.DataFrame) -> str | None:
+    """The axis an experiment's curve runs over: its declared grid axis, else the treatment axis that varies."""
+    if name in EXPERIMENTS and len(EXPERIMENTS.get(name).axes()) == 1:
+        return EXPERIMENTS.get(name).axes()[0]
+    varying = [a for a in treatment_axes() if a in sub.columns and sub[a].nunique() > 1]
+    return varying[0] if len(varying) == 1 else None
+
+
+def baseline(main: pd.DataFrame, sub: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Main-experiment rows that are the x = neutral point of `sub`'s curves: same configuration but the axis."""
+    cols = [c for c in config_columns(sub) if c not in ("experiment", *treatment_axes()) and c in main.columns]
+    keys = sub[cols].astype(str).drop_duplicates()
+    hit = main[cols].astype(str).merge(keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    out = main[hit].copy()
+    out[axis] = AXES.get(axis).neutral
+    return out
+
+
+def experiment_figures(rows: pd.DataFrame, out: Path, value: str) -> dict[str, Path]:
+    """One figure per experiment other than main: `value` against its axis."""
+    figs = {}
     main = rows[rows["experiment"] == "main"]
-    extra = []
-    for r in table.itertuples():
-        sel = main[(main["dataset"] == r.dataset) & (main["train_domain"] == r.train_domain)]
-        s = stats.setting_stats(sel)
-        warn = [w for w, bad in (("fewer than 3 seeds", r.n_seeds < 3), (f"{r.n_nan} NaN AUC", r.n_nan > 0)) if bad]
-        same, diff, delta = paper.TABLE2.get((r.dataset, r.train_domain), (None, None, None))
-        extra.append({**s, "warning": "; ".join(warn), "paper_same": same, "paper_diff": diff, "paper_delta": delta})
-    return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
+    for name in sorted(set(rows["experiment"]) - {"main"}):
+        sub = rows[rows["experiment"] == name]
+        axis = experiment_axis(name, sub)
+        if axis is None or axis not in sub.columns:
+            continue
+        spec = AXES.get(axis)
+        path = out / FIGURE_NAMES.get(name, f"fig_{name}.png")
+        figs[f"{name}: {value} against {spec.title}"] = figures.curves(
+            sub, baseline(main, sub, axis), axis, spec.title, path, spec.log_scale, value)
+    return figs
+
+
+def write_report(results: pd.DataFrame, out: str | Path, predictions: pd.DataFrame | None = None,
+                 metric: str = "auc") -> list[Path]:
+    """Write every table, figure and the report for `results`; returns the paths written."""
+    rows = with_metric(prepare(results), predictions, metric)
+    check_pooling(rows)
+    table = analysis.full_table(rows, predictions, metric)
+    if table.empty:
+        raise ScanshiftError("no rows of the main experiment: nothing to put in Table 2")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, comparison = analysis.modality_table(table), analysis.paper_comparison(table)
+    written = [out / "table2.csv", out / "table2.md", out / "modality_summary.csv", out / "paper_comparison.csv"]
+    table.to_csv(written[0], index=False)
+    written[1].write_text(_markdown(table) + "\n")
+    summary.to_csv(written[2], index=False)
+    pd.DataFrame([comparison]).to_csv(written[3], index=False)
+    figs = {"Fig. 2: same vs other scanner": figures.bars(table, out / "fig2_bars.png", metric),
+            "Fig. 3: delta by modality": figures.box(table, out / "fig3_box.png", metric)}
+    figs.update(experiment_figures(rows, out, metric))
+    written += list(figs.values())
+    doc = _document(rows, table, summary, comparison, figs, metric)
+    written += _write_documents(out, doc, table, summary, figs)
+    return written
+
+
+def _method_text(metric: str, has_boot: bool) -> str:
+    return (f"Values are {metric} at the validation-selected epoch: mean and sample std (ddof=1) over seeds; "
+            "delta = other-scanner mean - same-scanner mean (the paper's delta). delta CI and p: corrected "
+            "resampled t-test over seeds (Nadeau & Bengio 2003; seeds re-split one cohort), one method for both, "
+            f"so the 95% CI excludes 0 exactly when p < 0.05. Settings with fewer than {analysis.MIN_SEEDS} seeds "
+            "are flagged. delta_st (same-test-set control, beyond the paper): on the other domain's test set, "
+            "this model minus the model trained on that domain, paired by seed, with the same test. "
+            + ("boot_*: patient-level bootstrap of the test sets from the stored predictions (models held "
+               "fixed: test-set uncertainty only). " if has_boot else "")
+            + "Modality CIs combine the settings' intervals (conditional on these datasets). paper_*: the "
+            "published Table 2 of arXiv 2409.04368 (real data)." + (" For brier, higher is worse." if metric == "brier"
+                                                                    else ""))
+
+
+def _document(rows: pd.DataFrame, table: pd.DataFrame, summary: pd.DataFrame, comparison: dict,
+              figs: dict[str, Path], metric: str) -> list[str]:
+    statement = analysis.data_statement(rows)
+    warnings = [f"- {r.dataset} / {r.train_domain}: {r.warning}" for r in table.itertuples() if r.warning]
+    c = comparison
+    beside = (f"Beside the paper over {c['n_settings']} settings: sign agrees in {c['sign_agree']}/{c['n_settings']}, "
+              f"Spearman r = {c['spearman_r']:.2f}, mean |delta - paper delta| = {c['mean_abs_diff']:.3f}."
+              + ("" if statement.startswith("Every") else " The paper's numbers are real data; ours here are not "
+                 "all real, so this comparison illustrates, it does not replicate."))
+    parts = ["# Scanner domain shift report", "", f"**{statement}**", "",
+             _method_text(metric, "boot_ci_low" in table.columns), "", "## Table 2", "", _markdown(table), "",
+             "## Mean delta per modality", "", _markdown(summary), "", "## Beside the paper", "", beside, ""]
+    if warnings:
+        parts += ["## Warnings", "", *warnings, ""]
+    return parts + ["## Figures", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in figs.items()]
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -65,59 +150,19 @@ def _cell(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def write_report(results: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Write every table, figure and the report for `results`; returns the paths written."""
-    rows = prepare(results)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sources = sorted(rows["data_source"].astype(str).unique())
-    real = sources == ["real"]
-    table = full_table(rows)
-    if table.empty:
-        raise ScanshiftError("no rows of the main experiment: nothing to put in Table 2")
-    shown = table if real else table.drop(columns=["paper_same", "paper_diff", "paper_delta"])
-    written = [out / "table2.csv", out / "table2.md", out / "modality_summary.csv"]
-    shown.to_csv(written[0], index=False)
-    written[1].write_text(_markdown(shown) + "\n")
-    summary = modality_summary(table)
-    summary.to_csv(written[2], index=False)
-    figs = {"Fig. 2: same vs other scanner": figures.bars(table, out / "fig2_bars.png"),
-            "Fig. 3: delta by modality": figures.box(table, out / "fig3_box.png")}
-    main = rows[rows["experiment"] == "main"]
-    for exp, col, label, name, log in (("mixing", "mix_fraction", "target fraction f", "fig4_mixing.png", False),
-                                       ("noise", "noise_alpha", "noise level alpha", "fig5_noise.png", True)):
-        sub = rows[rows["experiment"] == exp]
-        if not sub.empty:
-            base = main[main["dataset"].isin(sub["dataset"].unique())]
-            figs[f"AUC against {label}"] = figures.curves(sub, base, col, label, out / name, log)
-    written += list(figs.values())
-    written += _write_documents(out, shown, summary, figs, sources, real)
-    return written
-
-
-def _write_documents(out: Path, table: pd.DataFrame, summary: pd.DataFrame, figs: dict[str, Path],
-                     sources: list[str], real: bool) -> list[Path]:
-    kind = "real" if real else ("SYNTHETIC (built-in simulated scanners; not patient data)"
-                                if sources == ["synthetic"] else ", ".join(sources))
-    warnings = [f"- {r.dataset} / {r.train_domain}: {r.warning}" for r in table.itertuples() if r.warning]
-    parts = [
-        "# Scanner domain shift report", "", f"Data: **{kind}**.", "",
-        "AUC mean and sample std (ddof=1) over seeds; delta = other-scanner mean - same-scanner mean; "
-        "p from a two-sided paired t-test over seeds; CI: 95% percentile bootstrap of the mean delta "
-        "(10,000 resamples of seeds)." + (" paper_*: published Table 2 of arXiv 2409.04368." if real else ""),
-        "", "## Table 2", "", _markdown(table), "", "## Mean delta per modality", "", _markdown(summary), "",
-    ]
-    if warnings:
-        parts += ["## Warnings", "", *warnings, ""]
-    parts += ["## Figures", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in figs.items()]
-    md = "\n".join(parts)
-    (out / "report.md").write_text(md)
+def _write_documents(out: Path, doc: list[str], table: pd.DataFrame, summary: pd.DataFrame,
+                     figs: dict[str, Path]) -> list[Path]:
+    (out / "report.md").write_text("\n".join(doc))
+    warnings = [line for line in doc if line.startswith("- ")]
     body = "".join(f"<h3>{html.escape(t)}</h3><img src='{p.name}' style='max-width:100%'>" for t, p in figs.items())
+    fmt = {"na_rep": "", "float_format": lambda v: f"{v:.3f}", "index": False}
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Scanner shift report</title></head><body>"
-            f"<h1>Scanner domain shift report</h1><p>Data: <b>{html.escape(kind)}</b></p>"
-            f"<h2>Table 2</h2>{table.to_html(index=False, na_rep='', float_format=lambda v: f'{v:.3f}')}"
-            f"<h2>Mean delta per modality</h2>{summary.to_html(index=False, float_format=lambda v: f'{v:.3f}')}"
+            f"<h1>Scanner domain shift report</h1><p><b>{html.escape(doc[2].strip('*'))}</b></p>"
+            f"<p>{html.escape(doc[4])}</p><h2>Table 2</h2>{table.to_html(**fmt)}"
+            f"<h2>Mean delta per modality</h2>{summary.to_html(**fmt)}"
+            f"<h2>Beside the paper</h2><p>{html.escape(doc[doc.index('## Beside the paper') + 2])}</p>"
             + (f"<h2>Warnings</h2><ul>{''.join(f'<li>{html.escape(w[2:])}</li>' for w in warnings)}</ul>"
-               if warnings else "") + f"<h2>Figures</h2>{body}</body></html>")
+               if warnings else "")
+            + f"<h2>Figures</h2>{body}</body></html>")
     (out / "report.html").write_text(page)
     return [out / "report.md", out / "report.html"]

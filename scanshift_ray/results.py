@@ -3,7 +3,11 @@
 Layout: `<results>/<experiment>/<cell_id>.parquet`, each holding that cell's rows (one per test
 domain). A file appears by atomic rename only after it is complete, so a run killed at any moment
 leaves no partial file; a cell is done exactly when its file exists. Failed cells are recorded in
-`<results>/_failed/<cell_id>.json` (removed when the cell later succeeds). pandas reads the whole
+`<results>/_failed/<cell_id>.json` (removed when the cell later succeeds). Each done cell also has
+`<results>/_predictions/<experiment>/<cell_id>.parquet` (every validation and test logit at the
+selected and the last epoch, with labels and pseudonymous patient ids) and
+`<results>/_curves/<experiment>/<cell_id>.parquet` (the per-epoch validation curve), written before
+the rows so that every counted cell has them. pandas reads the whole
 folder with `read_results` (or `pandas.read_parquet(<results>)` on any one experiment folder).
 
 `<results>` may also be an object-store URI (s3://bucket/prefix, gs://...; file:// for tests): files
@@ -27,6 +31,8 @@ from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.storage import filesystem, is_uri
 
 FAILED = "_failed"
+PREDICTIONS = "_predictions"
+CURVES = "_curves"
 
 
 def cell_file(results: str | Path, experiment: str, cell_id: str) -> Path:
@@ -62,24 +68,85 @@ def _remote_list(uri: str, suffix: str) -> list[str]:
     return [i.path[len(base):].lstrip("/") for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix)]
 
 
+def _write_frame(results: str | Path, rel: str, frame: pd.DataFrame) -> Path | str:
+    """Write `frame` as Parquet at `<results>/<rel>`: atomically on a file system, whole-object on a store."""
+    if is_uri(results):
+        _remote_write(str(results), rel, frame.to_parquet(index=False))
+        return f"{str(results).rstrip('/')}/{rel}"
+    path = Path(results) / rel
+    _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return path
+
+
+def _exists(results: str | Path, rel: str) -> bool:
+    if is_uri(results):
+        fs, base = filesystem(str(results))
+        return bool(fs.get_file_info(f"{base}/{rel}").type == pafs.FileType.File)
+    return (Path(results) / rel).is_file()
+
+
+def detail_rel(kind: str, experiment: str, cell_id: str) -> str:
+    """Relative path of a cell's predictions (`kind` PREDICTIONS) or validation curve (CURVES)."""
+    return f"{kind}/{experiment}/{cell_id}.parquet"
+
+
+def write_details(results: str | Path, experiment: str, cell_id: str, predictions: pd.DataFrame,
+                  curve: pd.DataFrame) -> None:
+    """Write a cell's predictions and validation curve. They are written before the cell's rows, which
+    commit the cell: a cell counted done always has both, and a kill in between only re-runs it."""
+    _write_frame(results, detail_rel(PREDICTIONS, experiment, cell_id), predictions)
+    _write_frame(results, detail_rel(CURVES, experiment, cell_id), curve)
+
+
+def has_details(results: str | Path, experiment: str, cell_id: str) -> bool:
+    """True when both detail files of a cell are visible at `results` (from this machine)."""
+    return all(_exists(results, detail_rel(k, experiment, cell_id)) for k in (PREDICTIONS, CURVES))
+
+
 def write_cell(results: str | Path, rows: list[dict]) -> Path | str:
-    """Write the rows of one finished cell atomically; clears any failure record of that cell."""
+    """Write the rows of one finished cell atomically (this commits the cell); clears its failure record."""
     if not rows:
         raise ValueError("a finished cell has at least one row")
     experiment, cell_id = rows[0]["experiment"], rows[0]["cell_id"]
-    frame = pd.DataFrame(rows)
-    if is_uri(results):
-        _remote_write(str(results), f"{experiment}/{cell_id}.parquet", frame.to_parquet(index=False))
-        fs, base = filesystem(str(results))
-        if fs.get_file_info(f"{base}/{FAILED}/{cell_id}.json").type == pafs.FileType.File:
-            fs.delete_file(f"{base}/{FAILED}/{cell_id}.json")
-        return f"{str(results).rstrip('/')}/{experiment}/{cell_id}.parquet"
-    path = cell_file(results, experiment, cell_id)
-    _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    failure = Path(results) / FAILED / f"{cell_id}.json"
-    if failure.exists():
-        failure.unlink()
-    return path
+    out = _write_frame(results, f"{experiment}/{cell_id}.parquet", pd.DataFrame(rows))
+    failure = f"{FAILED}/{cell_id}.json"
+    if _exists(results, failure):
+        if is_uri(results):
+            fs, base = filesystem(str(results))
+            fs.delete_file(f"{base}/{failure}")
+        else:
+            (Path(results) / failure).unlink(missing_ok=True)
+    return out
+
+
+def write_output(results: str | Path, rows: list[dict], predictions: pd.DataFrame, curve: pd.DataFrame
+                 ) -> Path | str:
+    """Persist a finished trial: details first, then the rows (the ledger entry)."""
+    write_details(results, rows[0]["experiment"], rows[0]["cell_id"], predictions, curve)
+    return write_cell(results, rows)
+
+
+def read_predictions(results: str | Path, cells: pd.DataFrame) -> pd.DataFrame:
+    """The stored predictions of the cells in `cells` (columns experiment, cell_id), as one frame.
+
+    Raises:
+        ScanshiftError: a cell has no predictions file (results written before predictions were stored).
+    """
+    frames, missing = [], 0
+    for experiment, cell_id in cells[["experiment", "cell_id"]].drop_duplicates().itertuples(index=False):
+        rel = detail_rel(PREDICTIONS, experiment, cell_id)
+        if not _exists(results, rel):
+            missing += 1
+            continue
+        if is_uri(results):
+            fs, base = filesystem(str(results))
+            frames.append(pd.read_parquet(f"{base}/{rel}", filesystem=fs))
+        else:
+            frames.append(pd.read_parquet(Path(results) / rel))
+    if missing:
+        raise ScanshiftError(f"{missing} cell(s) under {results} have no stored predictions (written by an older "
+                             "version); re-run them or use --metric auc")
+    return pd.concat(frames, ignore_index=True)
 
 
 def record_failure(results: str | Path, cell: dict, error: str) -> Path | str:

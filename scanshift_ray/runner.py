@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanshift_ray import results, shards
+from scanshift_ray import results, shards, splits
 from scanshift_ray.datasets import DATASETS
-from scanshift_ray.study import Cell, Study, expand
+from scanshift_ray.study import Cell, DataRef, Study, expand
 
 
 @dataclass
@@ -30,18 +30,27 @@ class StudyOutcome:
     cell_ids: frozenset[str] = frozenset()  # every cell of the study, done before or now
 
 
-def dataset_ids(study: Study, shard_root: str | Path) -> dict[str, tuple[str, str]]:
-    """dataset -> (data_id, data_source) for every dataset of `study`; validates all its shards first."""
+def dataset_refs(study: Study, shard_root: str | Path) -> dict[str, DataRef]:
+    """dataset -> DataRef for every dataset of `study`.
+
+    Validates all its shards first, checks their bytes against their stored content hashes (cached by
+    size and mtime), and applies the study's policy for patients found in both scanner domains (the
+    default policy stops here with the count).
+    """
     out = {}
     for key in study.dataset_keys():
-        loaded = shards.load_domains(shard_root, DATASETS.get(key), mmap=True)
-        out[key] = (shards.data_id(loaded), str(next(iter(loaded.values())).attrs["data_source"]))
+        loaded = shards.load_domains(shard_root, DATASETS.get(key), mmap=True, verify=True)
+        ids = {d: s.patient_ids for d, s in loaded.items()}
+        shared = splits.shared_patients(ids)
+        if shared:
+            splits.keep_masks(ids, None if study.shared_patients == "error" else study.shared_patients, key)
+        out[key] = DataRef(shards.data_id(loaded), str(next(iter(loaded.values())).attrs["data_source"]), len(shared))
     return out
 
 
 def pending_cells(study: Study, shard_root: str | Path, results_dir: str | Path) -> tuple[list[Cell], list[Cell]]:
     """The cells of `study` without a result file, and all cells of the study."""
-    cells = expand(study, dataset_ids(study, shard_root))
+    cells = expand(study, dataset_refs(study, shard_root))
     done = results.done_cells(results_dir)
     return [c for c in cells if c.cell_id not in done], cells
 
@@ -54,15 +63,14 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
     start, train, failed = time.time(), 0.0, {}
     for i, cell in enumerate(cells, 1):
         try:
-            rows = run_trial(cell, shards.load_domains(shard_root, DATASETS.get(cell.dataset)))
+            out = run_trial(cell, shards.load_domains(shard_root, DATASETS.get(cell.dataset)))
         except Exception as exc:  # a failing cell must not stop the sweep
             failed[cell.cell_id] = f"{type(exc).__name__}: {exc}"
-            results.record_failure(results_dir, {"cell_id": cell.cell_id, **cell.__dict__}, failed[cell.cell_id])
+            results.record_failure(results_dir, {"cell_id": cell.cell_id, **cell.to_dict()}, failed[cell.cell_id])
             continue
-        results.write_cell(results_dir, rows)
-        train += rows[0]["train_seconds"]
-        log(f"[{i}/{len(cells)}] {cell.dataset} {cell.train_domain} seed {cell.seed}: "
-            + ", ".join(f"{r['test_domain']} {r['auc']:.3f}" for r in rows))
+        results.write_output(results_dir, out.rows, out.predictions, out.curve)
+        train += out.rows[0]["train_seconds"]
+        log(f"[{i}/{len(cells)}] {cell.label()}: " + ", ".join(f"{r['test_domain']} {r['auc']:.3f}" for r in out.rows))
     return StudyOutcome(len(cells), 0, len(cells) - len(failed), failed, time.time() - start, train, 1.0)
 
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,14 +55,77 @@ def shard_path(root: str | Path, key: str, domain: str) -> Path:
     return Path(root) / key / f"{domain}.h5"
 
 
-def content_digest(images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray) -> str:
-    """SHA-1 over the arrays; identifies the data a result was computed on."""
+def content_digest(images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
+                   on_chunk: Callable[[np.ndarray], None] | None = None) -> str:
+    """SHA-1 over the arrays; identifies the data a result was computed on.
+
+    Reads `images` in chunks of about 64 MB (a memory-mapped shard is never copied whole) and hands each
+    chunk to `on_chunk`, so one pass can both hash and check every image.
+    """
     h = hashlib.sha1()
     h.update(str(images.shape).encode())
-    h.update(np.ascontiguousarray(images).tobytes())
+    n = images.shape[0] if images.ndim else 0
+    per = max(1, (64 << 20) // max(1, images[:1].nbytes))
+    for i in range(0, n, per):
+        chunk = np.ascontiguousarray(images[i:i + per])
+        if on_chunk is not None:
+            on_chunk(chunk)
+        h.update(chunk.tobytes())
     h.update(np.asarray(labels, dtype=np.uint8).tobytes())
     h.update("\0".join(map(str, patient_ids)).encode())
     return h.hexdigest()
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("SCANSHIFT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "scanshift-ray")
+    return Path(base) / "verified-shards.json"
+
+
+def _read_cache() -> dict[str, list]:
+    try:
+        return dict(json.loads(_cache_file().read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _remember(key: str, entry: list) -> None:
+    """Add one verified shard to the cache; an unwritable cache only costs a re-hash next time."""
+    try:
+        cache = _read_cache()
+        cache[key] = entry
+        path = _cache_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def verify_content(path: str | Path, shard: Shard) -> None:
+    """Check a shard's stored `content_sha1` against its bytes, and every image for NaN/inf.
+
+    A verified (size, mtime) is cached per file, so re-runs do not re-hash unchanged shards.
+
+    Raises:
+        ScanshiftError: the bytes do not match the stored hash, or an image holds NaN or inf.
+    """
+    path = Path(path).resolve()
+    st = path.stat()
+    stored = str(shard.attrs["content_sha1"])
+    if _read_cache().get(str(path)) == [st.st_size, st.st_mtime_ns, stored]:
+        return
+
+    def finite(chunk: np.ndarray) -> None:
+        if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+            raise ScanshiftError(f"invalid shard {path}: images contain NaN or inf")
+
+    actual = content_digest(shard.images, shard.labels, shard.patient_ids, on_chunk=finite)
+    if actual != stored:
+        raise ScanshiftError(f"invalid shard {path}: its content does not match its stored hash (stored "
+                             f"{stored[:12]}, bytes {actual[:12]}); the file changed after it was written, "
+                             "re-create it")
+    _remember(str(path), [st.st_size, st.st_mtime_ns, stored])
 
 
 def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
@@ -173,8 +236,10 @@ def has_any_shard(root: str | Path, spec: DatasetSpec) -> bool:
     return any(storage.exists(f"{str(root).rstrip('/')}/{spec.key}/{d}.h5") for d in spec.domains)
 
 
-def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True) -> dict[str, Shard]:
+def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True, verify: bool = False) -> dict[str, Shard]:
     """Read both domains of `spec` under `root`, checking that they agree with the spec and each other.
+
+    `verify` also checks each shard's bytes against its stored content hash (`verify_content`).
 
     `root` may be an object-store URI (s3://, gs://, file://): the shards are then read from this node's
     cached copy (`storage.local_shard_root`).
@@ -192,6 +257,9 @@ def load_domains(root: str | Path, spec: DatasetSpec, mmap: bool = True) -> dict
         if shard.images.ndim != want:
             raise ScanshiftError(f"invalid shard {where}: task {spec.task} needs {want}-D images, "
                                  f"got shape {shard.images.shape}")
+    if verify:
+        for domain, shard in shards.items():
+            verify_content(shard_path(root, spec.key, domain), shard)
     sources = {s.attrs["data_source"] for s in shards.values()}
     if len(sources) != 1:
         raise ScanshiftError(f"{root / spec.key}: domains mix synthetic and real shards")

@@ -1,9 +1,16 @@
-"""Declarative study grids and their expansion into cells.
+"""Declarative study grids and their expansion into self-describing cells.
 
-A `Study` lists experiments; an `Experiment` is a grid over datasets x training domains x seeds x
-mixing fractions x noise levels. `expand` (pure) turns a study into `Cell`s; a cell's id is a hash of
-its canonical config, including the id of the exact data it runs on, so results computed on other
-data (say synthetic vs real shards in the same results folder) never count as done.
+A `Study` lists experiments; an `Experiment` is a grid over datasets x training domains x seeds x the
+axes it declares (`grid`, e.g. mixing fractions or noise levels). Axes are registered in `AXES`; a
+study fixes the value of the axes its experiments do not vary (`Study.options`). `expand` (pure)
+turns a study into `Cell`s.
+
+A cell's id hashes every resolved value that changes its result: the training protocol (epochs,
+batch size, lr, model width, input shape, intensity window, model), the exact data (`data_id`), the
+axis values that apply to it and `PROTOCOL_VERSION`. It does not hash labels that change nothing (the
+profile's name) nor axes that do not apply (noise options at alpha = 0, mixing at f = 0), so
+`--noise-draw once` leaves the main experiment's cells done. Adding an axis is one `AXES.add` here
+plus its use in `trial`; the CLI (`--option`), the Ray adapter and the report take it from `AXES`.
 """
 
 from __future__ import annotations
@@ -11,27 +18,121 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any, NamedTuple
 
-from scanshift_ray.datasets import DATASETS
+from scanshift_ray.datasets import DATASETS, DatasetSpec
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.profiles import PROFILES, Profile
 from scanshift_ray.registry import Registry
 
-NORMALIZATIONS = ("image", "train")
-NOISE_SPACES = ("normalized", "native")
-NOISE_DRAWS = ("per_batch", "once")
+# Bump whenever what a trial computes from the same cell changes (training loop, splits, evaluation,
+# preprocessing inside the trial): every cell id changes with it, so old results are not counted done.
+PROTOCOL_VERSION = 2
+SHARED_PATIENT_POLICIES = ("error", "assign", "drop")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One option a cell can vary along.
+
+    neutral: the value at which the axis does nothing (mixing at f = 0); a cell at it does not carry the
+        axis in its identity. None: the axis always applies.
+    requires: the axis that must be away from its neutral value for this one to apply (noise options
+        need noise_alpha > 0); an axis that does not apply is left out of the cell.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    title: str
+    allowed: tuple[Any, ...] | None = None
+    neutral: Any = None
+    requires: str | None = None
+    check: Callable[[Any], str | None] | None = None  # returns an error text for a bad value
+    log_scale: bool = False  # how the report plots an experiment over this axis
+
+    def coerce(self, value: Any) -> Any:
+        """`value` as this axis' type (from a CLI string too), or a one-line error."""
+        try:
+            out = self.kind(value)
+        except (TypeError, ValueError):
+            raise ScanshiftError(f"{self.name} takes a {self.kind.__name__}, got {value!r}") from None
+        if self.allowed is not None and out not in self.allowed:
+            raise ScanshiftError(f"{self.name} must be one of {', '.join(map(str, self.allowed))}, got {value!r}")
+        problem = self.check(out) if self.check else None
+        if problem:
+            raise ScanshiftError(f"{self.name} {problem}, got {value!r}")
+        return out
+
+
+AXES: Registry[Axis] = Registry("axis")
+AXES.add("normalization", Axis(
+    "normalization", str, "image", "intensity normalisation", allowed=("image", "train")))
+AXES.add("mix_fraction", Axis(
+    "mix_fraction", float, 0.0, "target fraction f", neutral=0.0,
+    check=lambda v: None if 0.0 <= v < 1.0 else "must be in [0, 1)"))
+AXES.add("noise_alpha", Axis(
+    "noise_alpha", float, 0.0, "noise level alpha", neutral=0.0,
+    check=lambda v: None if v >= 0.0 else "must be >= 0", log_scale=True))
+AXES.add("noise_space", Axis(
+    "noise_space", str, "normalized", "noise space", allowed=("normalized", "native"), requires="noise_alpha"))
+AXES.add("noise_draw", Axis(
+    "noise_draw", str, "per_batch", "noise draw", allowed=("per_batch", "once"), requires="noise_alpha"))
+
+
+def _check_combination(values: Mapping[str, Any]) -> None:
+    if values.get("noise_space") == "native" and values.get("noise_draw") == "per_batch":
+        raise ScanshiftError("noise_space 'native' needs noise_draw 'once' (native noise is added before z-scoring)")
+
+
+def resolve_options(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The canonical options of a cell: every axis that applies, with its value, sorted by name.
+
+    Unknown names are an error; missing axes take their defaults; axes at their neutral value and axes
+    whose `requires` axis is neutral are dropped.
+    """
+    for name in values:
+        AXES.get(name)
+    full = {name: AXES.get(name).coerce(values.get(name, AXES.get(name).default)) for name in AXES}
+
+    def applies(name: str) -> bool:
+        axis = AXES.get(name)
+        if axis.neutral is not None and full[name] == axis.neutral:
+            return False
+        return axis.requires is None or applies(axis.requires)
+
+    active = {k: v for k, v in full.items() if applies(k)}
+    _check_combination(active)
+    return tuple(sorted(active.items()))
+
+
+@dataclass(frozen=True)
+class Training:
+    """The resolved training protocol of a cell (what a profile means for one dataset)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    width: float
+    input_shape: tuple[int, ...]
+    window: tuple[float, float] | None
+
+    @classmethod
+    def resolve(cls, profile: Profile, spec: DatasetSpec) -> Training:
+        """`profile`'s settings for `spec`: its input shape and intensity window."""
+        return cls(profile.epochs, profile.batch_size, float(profile.lr), float(profile.width),
+                   tuple(profile.input_shape(spec)), spec.window)
 
 
 @dataclass(frozen=True)
 class Cell:
     """One training run: a model trained on one domain, tested on both. Everything that changes a result.
 
-    normalization: "image" z-scores every image with its own mean and std (default; removes global
-        gain/offset, leaving the non-affine shift), "train" uses the mean and std of the training split.
-    noise_space / noise_draw: where alpha * N(0, I) is added ("normalized": after z-scoring, default,
-        so alpha means the same on every modality; "native": in HU / scanner units before it) and
-        whether it is drawn afresh for every batch (default, classic noise injection) or once.
+    `options` holds the axes that apply (see `resolve_options`; any mapping is canonicalised here).
+    `profile` only labels where `training` came from. `shared_patients` is the policy for patients found
+    in both scanner domains, set only when the data has such patients.
     """
 
     experiment: str
@@ -39,69 +140,148 @@ class Cell:
     train_domain: str
     seed: int
     model: str
-    profile: str
     data_id: str
     data_source: str
-    mix_fraction: float = 0.0
-    noise_alpha: float = 0.0
-    normalization: str = "image"
-    noise_space: str = "normalized"
-    noise_draw: str = "per_batch"
+    training: Training
+    options: Any = ()
+    profile: str = ""
+    shared_patients: str | None = None
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("normalization", self.normalization, NORMALIZATIONS),
-                                     ("noise_space", self.noise_space, NOISE_SPACES),
-                                     ("noise_draw", self.noise_draw, NOISE_DRAWS)):
-            if value not in allowed:
-                raise ScanshiftError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.noise_space == "native" and self.noise_draw == "per_batch":
-            raise ScanshiftError("noise_space 'native' needs noise_draw 'once' (native noise is added before "
-                                 "z-scoring)")
-        if not 0.0 <= self.mix_fraction < 1.0:
-            raise ScanshiftError(f"mix_fraction must be in [0, 1), got {self.mix_fraction}")
+        raw = self.options.items() if isinstance(self.options, Mapping) else self.options
+        object.__setattr__(self, "options", resolve_options(dict(raw)))
+        if isinstance(self.training, Mapping):  # from JSON (Ray configs)
+            t = dict(self.training)
+            t["input_shape"] = tuple(t["input_shape"])
+            t["window"] = tuple(t["window"]) if t["window"] is not None else None
+            object.__setattr__(self, "training", Training(**t))
+        if self.shared_patients is not None and self.shared_patients not in SHARED_PATIENT_POLICIES:
+            raise ScanshiftError(f"shared_patients must be one of {', '.join(SHARED_PATIENT_POLICIES)}")
+
+    def option(self, name: str) -> Any:
+        """The value of axis `name` for this cell (its neutral value or default when it does not apply)."""
+        axis = AXES.get(name)
+        found = dict(self.options)
+        if name in found:
+            return found[name]
+        return axis.neutral if axis.neutral is not None else axis.default
+
+    def identity(self, with_seed: bool = True) -> dict[str, Any]:
+        """Everything that changes the result, as canonical JSON-able values."""
+        out: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "experiment": self.experiment, "dataset": self.dataset,
+                               "train_domain": self.train_domain, "model": self.model, "data_id": self.data_id,
+                               "data_source": self.data_source, "training": asdict(self.training),
+                               "options": dict(self.options)}
+        if self.shared_patients is not None:
+            out["shared_patients"] = self.shared_patients
+        if with_seed:
+            out["seed"] = self.seed
+        return out
 
     @property
     def cell_id(self) -> str:
-        """16 hex digits of SHA-1 over the canonical JSON of the config."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha1(blob).hexdigest()[:16]
+        """16 hex digits of SHA-1 over the canonical JSON of `identity()`."""
+        return _digest(self.identity())
+
+    @property
+    def config_id(self) -> str:
+        """The id of the cell's configuration: its identity without the seed (seeds of one setting share it)."""
+        return _digest(self.identity(with_seed=False))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict that `Cell.from_dict` turns back into this cell."""
+        return {**asdict(self), "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        """Inverse of `to_dict`."""
+        return cls(**dict(d))
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved values as flat result-row columns; axes that do not apply are their neutral value or None."""
+        t = self.training
+        found = dict(self.options)
+        axes = {n: found.get(n, AXES.get(n).neutral) for n in AXES}
+        return {"experiment": self.experiment, "dataset": self.dataset, "train_domain": self.train_domain,
+                "seed": self.seed, "model": self.model, "profile": self.profile, "data_id": self.data_id,
+                "data_source": self.data_source, "protocol_version": PROTOCOL_VERSION, "epochs": t.epochs,
+                "batch_size": t.batch_size, "lr": t.lr, "width": t.width,
+                "input_shape": "x".join(map(str, t.input_shape)),
+                "window": "none" if t.window is None else f"{t.window[0]:g}..{t.window[1]:g}",
+                "shared_patients": self.shared_patients or "none", **axes,
+                "cell_id": self.cell_id, "config_id": self.config_id}
+
+    def label(self) -> str:
+        """A short human name: experiment-dataset-domain-seed plus the treatment axes that apply."""
+        extra = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{v}" for k, v in self.options
+                        if AXES.get(k).neutral is not None)
+        return f"{self.experiment}-{self.dataset}-{self.train_domain}-s{self.seed}{extra}"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """A grid. `train_domains` None means both domains of each dataset."""
+    """A grid. `grid` declares the axes it varies, as (axis name, values); `train_domains` None means both."""
 
     name: str
     datasets: tuple[str, ...]
     seeds: tuple[int, ...]
-    mix_fractions: tuple[float, ...] = (0.0,)
-    noise_alphas: tuple[float, ...] = (0.0,)
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     train_domains: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for axis, _ in self.grid:
+            AXES.get(axis)
+
+    def axes(self) -> tuple[str, ...]:
+        """The names of the axes this experiment varies."""
+        return tuple(a for a, _ in self.grid)
 
 
 @dataclass(frozen=True)
 class Study:
-    """Experiments plus the settings shared by all their cells."""
+    """Experiments plus the settings shared by all their cells.
+
+    options: fixed axis values for every cell (an experiment's own grid axes override them).
+    shared_patients: what to do with patients found in both scanner domains of a dataset: "error"
+        (default: stop), "assign" (each to the domain with more of its samples) or "drop".
+    """
 
     experiments: tuple[Experiment, ...]
     profile: str = "fast"
     models: Mapping[str, str] = field(default_factory=dict)  # dataset -> model override
-    normalization: str = "image"
-    noise_space: str = "normalized"
-    noise_draw: str = "per_batch"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    shared_patients: str = "error"
+
+    def __post_init__(self) -> None:
+        resolve_options(self.options)  # one-line error on an unknown axis or a bad value, before any work
+        if self.shared_patients not in SHARED_PATIENT_POLICIES:
+            raise ScanshiftError(f"shared_patients must be one of {', '.join(SHARED_PATIENT_POLICIES)}")
 
     def dataset_keys(self) -> list[str]:
         """Every dataset any experiment of the study uses, in registry (Table 2) order."""
         return sorted({k for e in self.experiments for k in e.datasets}, key=DATASETS.names().index)
 
 
+class DataRef(NamedTuple):
+    """What `expand` needs to know about one dataset's shards."""
+
+    data_id: str
+    data_source: str
+    n_shared_patients: int = 0  # pseudonymous ids present in both domains
+
+
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 ALL_DATASETS = tuple(DATASETS.names())
 APPENDIX_DATASETS = ("mri-prostate", "ct-lidc", "ct-kidney")
 EXPERIMENTS.add("main", Experiment("main", ALL_DATASETS, tuple(range(10))))
-EXPERIMENTS.add("mixing", Experiment("mixing", APPENDIX_DATASETS, (0, 1, 2), mix_fractions=(0.1, 0.2, 0.3, 0.4, 0.5)))
+EXPERIMENTS.add("mixing", Experiment("mixing", APPENDIX_DATASETS, (0, 1, 2),
+                                     grid=(("mix_fraction", (0.1, 0.2, 0.3, 0.4, 0.5)),)))
 EXPERIMENTS.add("noise", Experiment("noise", APPENDIX_DATASETS, (0, 1, 2),
-                                    noise_alphas=(1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 50.0)))
+                                    grid=(("noise_alpha", (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 50.0)),)))
 
 
 def restrict(exp: Experiment, datasets: tuple[str, ...] | None = None,
@@ -114,17 +294,18 @@ def restrict(exp: Experiment, datasets: tuple[str, ...] | None = None,
     return exp
 
 
-def expand(study: Study, data: Mapping[str, tuple[str, str]]) -> list[Cell]:
-    """All cells of `study`, in a stable order. `data` maps dataset -> (data_id, data_source)."""
+def expand(study: Study, data: Mapping[str, DataRef | tuple]) -> list[Cell]:
+    """All cells of `study`, in a stable order. `data` maps dataset -> DataRef (or a plain tuple of it)."""
+    profile = PROFILES.get(study.profile)
     cells: list[Cell] = []
     for exp in study.experiments:
+        names, values = exp.axes(), [v for _, v in exp.grid]
         for key in exp.datasets:
-            spec = DATASETS.get(key)
-            data_id, source = data[key]
-            model = study.models.get(key, spec.model)
-            grid = itertools.product(exp.train_domains or spec.domains, exp.seeds, exp.mix_fractions,
-                                     exp.noise_alphas)
-            cells += [Cell(exp.name, key, domain, seed, model, study.profile, data_id, source, float(mix),
-                           float(alpha), study.normalization, study.noise_space, study.noise_draw)
-                      for domain, seed, mix, alpha in grid]
+            spec, ref = DATASETS.get(key), DataRef(*data[key])
+            training = Training.resolve(profile, spec)
+            policy = study.shared_patients if ref.n_shared_patients else None
+            for domain, seed, *point in itertools.product(exp.train_domains or spec.domains, exp.seeds, *values):
+                options = {**study.options, **dict(zip(names, point, strict=True))}
+                cells.append(Cell(exp.name, key, domain, seed, study.models.get(key, spec.model), ref.data_id,
+                                  ref.data_source, training, options, study.profile, policy))
     return cells

@@ -1,19 +1,96 @@
-"""Table-2-style summaries of result rows (pure pandas; no I/O)."""
+"""Table-2-style summaries of result rows (pure pandas; no I/O), and the rule that nothing is pooled silently.
+
+A *configuration* is everything in a cell except its seed (the columns `config_columns` finds). A
+*setting* is (experiment, dataset, train_domain); within one, only the experiment's treatment axes
+(mixing fraction, noise level: axes with a neutral value) may vary. `check_pooling` refuses results
+where anything else varies inside a setting, or where one seed of a configuration appears twice, with
+one line naming what differs and how to select (`--where key=value`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
 from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.study import AXES
 
 MODALITY_ORDER = {"CT": 0, "MRI": 1, "X-ray": 2}
+SETTING = ("experiment", "dataset", "train_domain")
+# Resolved cell values that identify a configuration (besides the axes in AXES); see Cell.describe.
+CONFIG_COLUMNS = ("experiment", "dataset", "train_domain", "model", "data_source", "data_id", "protocol_version",
+                  "epochs", "batch_size", "lr", "width", "input_shape", "window", "shared_patients")
 
 
-def table2(rows: pd.DataFrame, experiment: str = "main") -> pd.DataFrame:
-    """One row per (dataset, train_domain): same/other-scanner AUC mean and std over seeds, and delta.
+def config_columns(rows: pd.DataFrame) -> list[str]:
+    """The configuration columns present in `rows` (results of older versions have fewer)."""
+    return [c for c in (*CONFIG_COLUMNS, *AXES.names()) if c in rows.columns]
 
-    std is the sample standard deviation (ddof=1); delta = diff_mean - same_mean. NaN AUCs are
-    counted in `n_nan` and left out of the means, never silently averaged.
+
+def treatment_axes() -> list[str]:
+    """Axes whose values are points of an experiment's curve (they have a neutral value)."""
+    return [n for n in AXES.names() if AXES.get(n).neutral is not None]
+
+
+def select(rows: pd.DataFrame, where: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows matching every `key=value` in `where` (values compared as text, so 0.001 matches 1e-3 only as
+    written in the data: the error for a value not found lists the values present)."""
+    for item in where:
+        key, sep, value = item.partition("=")
+        if not sep or key not in rows.columns:
+            raise ScanshiftError(f"--where takes COLUMN=VALUE with a result column, got {item!r}")
+        col = rows[key].astype(str)
+        hit = col == value
+        if not hit.any() and _is_number(value):
+            hit = pd.to_numeric(rows[key], errors="coerce") == float(value)
+        if not hit.any():
+            raise ScanshiftError(f"--where {item}: no rows; {key} has {', '.join(sorted(col.unique())[:8])}")
+        rows = rows[hit]
+    return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_pooling(rows: pd.DataFrame) -> None:
+    """Raise a one-line ScanshiftError when `rows` would pool different configurations or repeat a seed."""
+    cols = config_columns(rows)
+    fixed = [c for c in cols if c not in (*SETTING, *treatment_axes())]
+    keys = [c for c in SETTING if c in rows.columns]
+    text = rows[cols].astype(str)
+    for setting, g in text.groupby(keys, sort=False):
+        for col in fixed:
+            values = sorted(g[col].unique())
+            if len(values) > 1:
+                name = " / ".join(map(str, setting if isinstance(setting, tuple) else (setting,)))
+                raise ScanshiftError(f"results pool {len(values)} configurations of {name} that differ in {col} "
+                                     f"({', '.join(values[:4])}); select one with --where {col}={values[0]}")
+    key = [*cols, "seed", "test_domain"]
+    full = text.assign(seed=rows["seed"].astype(str), test_domain=rows["test_domain"].astype(str))
+    counts = full.groupby(key, sort=False, dropna=False).size()
+    if (counts > 1).any():
+        where: dict[str, Any] = dict(zip(key, counts[counts > 1].index[0], strict=True))
+        dup = rows[(full[key] == pd.Series(where)).all(axis=1).to_numpy()]
+        ids = sorted(dup["cell_id"].astype(str).unique()) if "cell_id" in dup.columns else []
+        raise ScanshiftError(f"seed {where['seed']} appears {int(counts.max())} times in one configuration of "
+                             f"{where.get('experiment', '?')} / {where.get('dataset', '?')} / "
+                             f"{where.get('train_domain', '?')}" + (f" (cells {', '.join(ids[:4])})" if ids else "")
+                             + ": two result sets of the same run; keep one")
+
+
+def table2(rows: pd.DataFrame, experiment: str = "main", value: str = "auc") -> pd.DataFrame:
+    """One row per (dataset, train_domain): same/other-scanner `value` mean and std over seeds, and delta.
+
+    std is the sample standard deviation (ddof=1); delta = diff_mean - same_mean. NaN values are
+    counted in `n_nan` and left out of the means, never silently averaged. Callers check pooling first.
     """
     df = rows[rows["experiment"] == experiment]
     if df.empty:
@@ -21,12 +98,12 @@ def table2(rows: pd.DataFrame, experiment: str = "main") -> pd.DataFrame:
                                      "diff_mean", "diff_std", "delta", "n_seeds", "n_nan"])
     out = []
     for (dataset, train), g in df.groupby(["dataset", "train_domain"], sort=False):
-        same, diff = g[g["same_domain"]]["auc"], g[~g["same_domain"]]["auc"]
+        same, diff = g[g["same_domain"]][value], g[~g["same_domain"]][value]
         out.append({"modality": g["modality"].iloc[0], "dataset": dataset, "train_domain": train,
                     "same_mean": same.mean(), "same_std": same.std(ddof=1),
                     "diff_mean": diff.mean(), "diff_std": diff.std(ddof=1),
                     "delta": diff.mean() - same.mean(), "n_seeds": g["seed"].nunique(),
-                    "n_nan": int(g["auc"].isna().sum())})
+                    "n_nan": int(g[value].isna().sum())})
     table = pd.DataFrame(out)
     order = {k: i for i, k in enumerate(DATASETS.names())}
     table["_m"] = table["modality"].map(MODALITY_ORDER)
@@ -34,26 +111,19 @@ def table2(rows: pd.DataFrame, experiment: str = "main") -> pd.DataFrame:
     return table.sort_values(["_m", "_d", "train_domain"]).drop(columns=["_m", "_d"]).reset_index(drop=True)
 
 
-def modality_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean delta per modality over its (dataset, train_domain) settings."""
-    g = table.groupby("modality", sort=False)["delta"]
-    out = pd.DataFrame({"mean_delta": g.mean(), "n_settings": g.size()}).reset_index()
-    return out.sort_values("modality", key=lambda s: s.map(MODALITY_ORDER)).reset_index(drop=True)
-
-
-def format_table2(table: pd.DataFrame, source: str) -> str:
-    """A plain-text Table 2 for the terminal."""
-    lines = [f"Scanner shift, AUC mean +/- std over seeds ({source} data)",
+def format_table2(table: pd.DataFrame, source: str, metric: str = "AUC") -> str:
+    """A plain-text Table 2 for the terminal (CI columns shown when the table has them)."""
+    ci = "ci_low" in table.columns
+    lines = [f"Scanner shift, {metric} mean +/- std over seeds ({source} data)",
              f"{'modality':<7} {'dataset':<17} {'train':<8} {'same scanner':>14} {'other scanner':>14} "
-             f"{'delta':>7} {'seeds':>5}"]
+             f"{'delta':>7}" + (f" {'95% CI':>17}" if ci else "") + f" {'seeds':>5}"]
     for r in table.itertuples():
         lines.append(f"{r.modality:<7} {r.dataset:<17} {r.train_domain:<8} "
                      f"{r.same_mean:>7.3f} +/- {_fmt(r.same_std)} {r.diff_mean:>7.3f} +/- {_fmt(r.diff_std)} "
-                     f"{r.delta:>+7.3f} {r.n_seeds:>5}" + (f"  ({r.n_nan} NaN AUC)" if r.n_nan else ""))
-    lines.append("Mean delta per modality: " + ", ".join(
-        f"{r.modality} {r.mean_delta:+.3f} (n={r.n_settings})" for r in modality_summary(table).itertuples()))
+                     f"{r.delta:>+7.3f}" + (f" [{_fmt(r.ci_low, '+')}, {_fmt(r.ci_high, '+')}]" if ci else "")
+                     + f" {r.n_seeds:>5}" + (f"  ({r.n_nan} NaN)" if r.n_nan else ""))
     return "\n".join(lines)
 
 
-def _fmt(x: float) -> str:
-    return "  nan" if pd.isna(x) else f"{x:.3f}"
+def _fmt(x: float, sign: str = "") -> str:
+    return "   nan" if pd.isna(x) else f"{x:{sign}.3f}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,10 +123,3 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
         best_epoch, best_state = cfg.epochs, {k: v.detach().clone() for k, v in model.state_dict().items()}
     return FitResult(history, best_epoch, best_state)
 
-
-def evaluate(model: nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
-             use_amp: bool = False) -> dict[str, tuple[float, str]]:
-    """(AUC, note) of `model` on every named (x, labels) set."""
-    device = next(model.parameters()).device
-    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp and device.type == "cuda"):
-        return {name: auc_or_nan(y, predict(model, x)) for name, (x, y) in sets.items()}

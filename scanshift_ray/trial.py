@@ -5,7 +5,8 @@ Order of operations (it matters):
     resize to the profile's input shape -> z-score (per image, or with training-split statistics)
     -> train on the training domain (+ mixed-in target images) -> pick the epoch with the best
     validation AUC on the training domain -> report test AUC on both domains at that epoch and at
-    the last epoch.
+    the last epoch, and keep every validation and test logit of both epochs (`TrialOutput`), so any
+    metric can be computed later without retraining.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from scanshift_ray import __version__
 from scanshift_ray.datasets import DATASETS, DatasetSpec
+from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.models import build_model, to_device
-from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
+from scanshift_ray.profiles import DETERMINISTIC_ENV
 from scanshift_ray.shards import Shard
-from scanshift_ray.splits import seed_hash, split_digest, split_patients
+from scanshift_ray.splits import keep_masks, seed_hash, split_digest, split_patients
 from scanshift_ray.study import Cell
-from scanshift_ray.training import FitResult, TrainConfig, evaluate, fit, pick_device
+from scanshift_ray.training import FitResult, TrainConfig, auc_or_nan, fit, pick_device, predict
 
 
 def resize(images: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
@@ -74,35 +78,70 @@ def _load(shard: Shard, idx: np.ndarray, shape: tuple[int, ...], window: tuple[f
     return resize(images, shape)
 
 
+@dataclass
+class TrialOutput:
+    """What a finished trial produces.
+
+    rows: one result row per test domain (resolved cell values, AUCs, counts, timing).
+    predictions: one row per (split, domain, epoch, sample): columns cell_id, split ("val" | "test"),
+        domain, epoch ("best" | "last"), index (sample index in the domain's shard), patient_id,
+        label, logit (float64, exactly what the AUCs were computed from).
+    curve: one row per epoch: cell_id, epoch, loss, val_auc, val_note, seconds.
+    """
+
+    rows: list[dict]
+    predictions: pd.DataFrame
+    curve: pd.DataFrame
+
+
+def domain_splits(cell: Cell, spec: DatasetSpec, shards: Mapping[str, Shard]) -> dict[str, dict[str, np.ndarray]]:
+    """Per domain, the shard indices of train / val / test, after the cell's shared-patient policy."""
+    keep = keep_masks({d: shards[d].patient_ids for d in spec.domains}, cell.shared_patients, spec.key)
+    out = {}
+    for d in spec.domains:
+        rows = np.flatnonzero(keep[d])
+        local = split_patients(np.asarray(shards[d].patient_ids)[rows], spec.key, d, cell.seed)
+        out[d] = {name: rows[idx] for name, idx in local.items()}
+    return out
+
+
 def build_sets(cell: Cell, spec: DatasetSpec, shards: Mapping[str, Shard],
                shape: tuple[int, ...]) -> tuple[dict[str, tuple[torch.Tensor, np.ndarray]], dict]:
-    """Normalised tensors of train / val / test_<domain> with labels, plus split metadata."""
+    """Normalised tensors of train / val / test_<domain> with labels, plus split metadata.
+
+    The metadata holds, per evaluation set, (domain, shard indices) under "index".
+    """
     src, tgt = cell.train_domain, spec.other_domain(cell.train_domain)
-    splits = {d: split_patients(shards[d].patient_ids, spec.key, d, cell.seed) for d in spec.domains}
-    mixed = mix_indices(splits[src]["train"], splits[tgt]["train"], cell.mix_fraction,
+    splits = domain_splits(cell, spec, shards)
+    alpha, draw, space = cell.option("noise_alpha"), cell.option("noise_draw"), cell.option("noise_space")
+    mixed = mix_indices(splits[src]["train"], splits[tgt]["train"], cell.option("mix_fraction"),
                         np.random.default_rng(seed_hash("mix", cell.cell_id)))
-    once = cell.noise_alpha > 0 and cell.noise_draw == "once"
+    once = alpha > 0 and draw == "once"
     noise_rng = np.random.default_rng(seed_hash("noise", cell.cell_id))
-    native_alpha = cell.noise_alpha if once and cell.noise_space == "native" else 0.0
+    native_alpha = alpha if once and space == "native" else 0.0
+    window = cell.training.window
     train_parts = ((src, splits[src]["train"]), (tgt, mixed))
-    x_train = torch.cat([_load(shards[d], i, shape, spec.window, native_alpha, noise_rng) for d, i in train_parts])
+    x_train = torch.cat([_load(shards[d], i, shape, window, native_alpha, noise_rng) for d, i in train_parts])
     y_train = np.concatenate([shards[d].labels[i] for d, i in train_parts]).astype(np.float32)
-    stats = (float(x_train.mean()), float(x_train.std())) if cell.normalization == "train" else None
-    x_train = zscore(x_train, cell.normalization, stats)
-    if once and cell.noise_space == "normalized":
-        x_train += cell.noise_alpha * torch.from_numpy(noise_rng.standard_normal(x_train.shape, dtype=np.float32))
+    norm = cell.option("normalization")
+    stats = (float(x_train.mean()), float(x_train.std())) if norm == "train" else None
+    x_train = zscore(x_train, norm, stats)
+    if once and space == "normalized":
+        x_train += alpha * torch.from_numpy(noise_rng.standard_normal(x_train.shape, dtype=np.float32))
     sets = {"train": (x_train, y_train)}
+    index = {}
     for name, d, part in [("val", src, "val")] + [(f"test_{d}", d, "test") for d in spec.domains]:
         idx = splits[d][part]
-        x = _load(shards[d], idx, shape, spec.window)
-        sets[name] = (zscore(x, cell.normalization, stats), shards[d].labels[idx])
+        x = _load(shards[d], idx, shape, window)
+        sets[name] = (zscore(x, norm, stats), shards[d].labels[idx])
+        index[name] = (d, idx)
     split_id = "|".join(split_digest(shards[d].patient_ids, splits[d]) for d in spec.domains)
-    return sets, {"n_mixed": len(mixed), "split_id": split_id}
+    return sets, {"n_mixed": len(mixed), "split_id": split_id, "index": index}
 
 
 def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None,
-              on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train the model of `cell` and return one result row per test domain.
+              on_epoch: Callable[[dict], None] | None = None) -> TrialOutput:
+    """Train the model of `cell` and return its rows (one per test domain), predictions and curve.
 
     Args:
         cell: what to run.
@@ -111,44 +150,79 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
         on_epoch: called with each epoch's record (loss, validation AUC), e.g. to report progress.
     """
     start, started_at = time.perf_counter(), time.time()
-    spec, profile = DATASETS.get(cell.dataset), PROFILES.get(cell.profile)
-    shape = profile.input_shape(spec)
+    spec, t = DATASETS.get(cell.dataset), cell.training
+    _check_data(cell, shards)
     dev = pick_device(device)
-    sets, meta = build_sets(cell, spec, shards, shape)
+    sets, meta = build_sets(cell, spec, shards, t.input_shape)
     torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
-    model = to_device(build_model(cell.model, shape, profile.width), dev)
+    model = to_device(build_model(cell.model, t.input_shape, t.width), dev)
     on_dev = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
     x_train, y_train = on_dev.pop("train")
-    val = on_dev.pop("val")
-    per_batch = cell.noise_alpha if cell.noise_draw == "per_batch" else 0.0
-    cfg = TrainConfig(profile.epochs, profile.batch_size, profile.lr, seed_hash("train", cell.cell_id),
+    per_batch = cell.option("noise_alpha") if cell.option("noise_draw") == "per_batch" else 0.0
+    cfg = TrainConfig(t.epochs, t.batch_size, t.lr, seed_hash("train", cell.cell_id),
                       noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1")
-    fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), val, cfg, on_epoch)
-    last = evaluate(model, on_dev, cfg.amp)
+    fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), on_dev["val"], cfg, on_epoch)
+    logits = {"last": _logits(model, on_dev, cfg.amp)}
     model.load_state_dict(fitted.best_state)
-    best = evaluate(model, on_dev, cfg.amp)
+    logits["best"] = _logits(model, on_dev, cfg.amp)
     timing = {"device": str(dev), "train_seconds": sum(h["seconds"] for h in fitted.history),
               "wall_seconds": time.perf_counter() - start, "started_at": started_at, "finished_at": time.time()}
-    return make_rows(cell, spec, sets, fitted, best, last, {**meta, **timing})
+    index = meta.pop("index")
+    rows = make_rows(cell, spec, sets, fitted, logits, {**meta, **timing})
+    return TrialOutput(rows, _predictions(cell, shards, sets, index, logits), _curve(cell, fitted))
+
+
+def _check_data(cell: Cell, shards: Mapping[str, Shard]) -> None:
+    """Refuse shards that are not the data the cell was made for (say, replaced in the middle of a sweep)."""
+    from scanshift_ray.shards import data_id
+
+    if data_id(shards) != cell.data_id:
+        raise ScanshiftError(f"the {cell.dataset} shards changed since the sweep started (data id "
+                             f"{data_id(shards)}, cell made for {cell.data_id}); re-run the sweep")
+
+
+def _logits(model: torch.nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
+            amp: bool) -> dict[str, np.ndarray]:
+    """Logits (float64, (N,)) of every evaluation set (validation and tests)."""
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        return {name: predict(model, x) for name, (x, _) in sets.items()}
+
+
+def _predictions(cell: Cell, shards: Mapping[str, Shard], sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
+                 index: Mapping[str, tuple[str, np.ndarray]], logits: Mapping[str, Mapping[str, np.ndarray]]
+                 ) -> pd.DataFrame:
+    parts = []
+    for epoch, by_set in logits.items():
+        for name, scores in by_set.items():
+            domain, idx = index[name]
+            parts.append(pd.DataFrame({
+                "cell_id": cell.cell_id, "split": "val" if name == "val" else "test", "domain": domain,
+                "epoch": epoch, "index": idx.astype(np.int64),
+                "patient_id": np.asarray(shards[domain].patient_ids)[idx].astype(str),
+                "label": np.asarray(sets[name][1]).astype(np.uint8), "logit": scores.astype(np.float64)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _curve(cell: Cell, fitted: FitResult) -> pd.DataFrame:
+    return pd.DataFrame([{"cell_id": cell.cell_id, "epoch": h["epoch"], "loss": h["loss"], "val_auc": h["auc_val"],
+                          "val_note": h["note_val"], "seconds": h["seconds"]} for h in fitted.history])
 
 
 def make_rows(cell: Cell, spec: DatasetSpec, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
-              fitted: FitResult, best: Mapping[str, tuple[float, str]], last: Mapping[str, tuple[float, str]],
-              extra: dict) -> list[dict]:
-    """The long-form result rows of a finished trial, one per test domain."""
+              fitted: FitResult, logits: Mapping[str, Mapping[str, np.ndarray]], extra: dict) -> list[dict]:
+    """The long-form result rows of a finished trial, one per test domain: the cell's resolved values
+    (`Cell.describe`) plus the outcome."""
     rows = []
     for d in spec.domains:
         labels = sets[f"test_{d}"][1]
+        best = auc_or_nan(labels, logits["best"][f"test_{d}"])
         rows.append({
-            "experiment": cell.experiment, "dataset": cell.dataset, "modality": spec.modality,
-            "data_source": cell.data_source, "train_domain": cell.train_domain, "test_domain": d,
-            "same_domain": d == cell.train_domain, "seed": cell.seed, "mix_fraction": cell.mix_fraction,
-            "noise_alpha": cell.noise_alpha, "model": cell.model, "profile": cell.profile,
-            "epochs": len(fitted.history), "best_epoch": fitted.best_epoch, "auc": best[f"test_{d}"][0],
-            "auc_last": last[f"test_{d}"][0], "auc_note": best[f"test_{d}"][1],
+            **cell.describe(), "modality": spec.modality, "test_domain": d, "same_domain": d == cell.train_domain,
+            "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch, "auc": best[0],
+            "auc_last": auc_or_nan(labels, logits["last"][f"test_{d}"])[0], "auc_note": best[1],
             "val_auc": fitted.history[fitted.best_epoch - 1]["auc_val"], "n_train": len(sets["train"][1]),
-            "n_test": len(labels), "n_test_pos": int(labels.sum()), "cell_id": cell.cell_id,
-            "data_id": cell.data_id, "normalization": cell.normalization, "noise_space": cell.noise_space,
-            "noise_draw": cell.noise_draw, "code_version": __version__, "hostname": socket.gethostname(), **extra,
+            "n_val": len(sets["val"][1]), "n_test": len(labels), "n_test_pos": int(labels.sum()),
+            "code_version": __version__, "hostname": socket.gethostname(), **extra,
         })
     return rows

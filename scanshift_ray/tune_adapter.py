@@ -2,8 +2,10 @@
 
 Each Tune trial is one cell. It reads its dataset's shards (memory-mapped, so trials on one node
 share the page cache instead of each holding a copy), calls the plain `trial.run_trial`, reports
-per-epoch progress with `tune.report`, and finally reports its rows as JSON. A callback in the
-driver writes those rows to `<results>/<experiment>/<cell_id>.parquet` the moment a trial
+per-epoch progress with `tune.report`, writes its predictions and validation curve to the results
+folder itself (they are too large for Tune's experiment state), and finally reports its rows as
+JSON. A callback in the driver checks that the predictions are visible from the driver and writes
+the rows to `<results>/<experiment>/<cell_id>.parquet` (committing the cell) the moment a trial
 finishes, so a killed driver loses at most the cells that were still training.
 Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
 """
@@ -14,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ from ray import tune
 
 from scanshift_ray import results
 from scanshift_ray.datasets import DATASETS
-from scanshift_ray.profiles import PROFILES
 from scanshift_ray.shards import load_domains
 from scanshift_ray.storage import is_uri
 from scanshift_ray.study import Cell
@@ -44,8 +45,8 @@ def trial_resources(cell: Cell, gpus_available: bool) -> dict[str, float]:
     """CPU and GPU share of one cell: small models share a GPU, DenseNet-121 at paper size gets one."""
     if not gpus_available:
         return {"CPU": 1.0, "GPU": 0.0}
-    profile, spec = PROFILES.get(cell.profile), DATASETS.get(cell.dataset)
-    if profile.width < 1.0:
+    spec = DATASETS.get(cell.dataset)
+    if cell.training.width < 1.0:
         share = 0.25  # scaled-down models: four trials per GPU
     elif cell.model == "densenet121" or (spec.task == "crop3d" and max(spec.paper_shape) > 32):
         share = 1.0
@@ -54,12 +55,12 @@ def trial_resources(cell: Cell, gpus_available: bool) -> dict[str, float]:
     return {"CPU": 1.0, "GPU": share}
 
 
-def _trainable(config: dict[str, Any], shard_root: str) -> None:
+def _trainable(config: dict[str, Any], shard_root: str, results_dir: str) -> None:
     import torch
 
     from scanshift_ray.trial import run_trial
 
-    cell = Cell(**config["cell"])
+    cell = Cell.from_dict(config["cell"])
     torch.set_num_threads(max(1, int(tune.get_context().get_trial_resources().required_resources
                                       .get("CPU", 1))))
     shards = load_domains(shard_root, DATASETS.get(cell.dataset))
@@ -67,9 +68,10 @@ def _trainable(config: dict[str, Any], shard_root: str) -> None:
     def progress(rec: dict) -> None:
         tune.report({"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]})
 
-    rows = run_trial(cell, shards, on_epoch=progress)
+    out = run_trial(cell, shards, on_epoch=progress)
+    results.write_details(results_dir, cell.experiment, cell.cell_id, out.predictions, out.curve)
     placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
-    rows = [{**r, **placement} for r in rows]
+    rows = [{**r, **placement} for r in out.rows]
     same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
     tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "rows_json": json.dumps(rows)})
 
@@ -85,6 +87,12 @@ class _ResultWriter(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "rows_json" in result:
             rows = json.loads(result["rows_json"])
+            if not results.has_details(self.results_dir, rows[0]["experiment"], rows[0]["cell_id"]):
+                cell = {**Cell.from_dict(trial.config["cell"]).to_dict(), "cell_id": rows[0]["cell_id"]}
+                results.record_failure(self.results_dir, cell, (
+                    f"the predictions written on node {rows[0]['node_ip']} are not visible to the driver at "
+                    f"{self.results_dir}: use a results folder all nodes share (NFS) or an s3:// / gs:// URI"))
+                return
             results.write_cell(self.results_dir, rows)
             self.train_seconds += float(rows[0]["train_seconds"])
             self.finished += 1
@@ -94,15 +102,13 @@ class _ResultWriter(tune.Callback):
         if error and os.path.exists(error):
             lines = [ln for ln in Path(error).read_text().splitlines() if ln.strip()]
             error = lines[-1] if lines else error
-        cell = {"cell_id": Cell(**trial.config["cell"]).cell_id,
-                "attempts": int(getattr(trial, "num_failures", 0) or 0), **trial.config["cell"]}
-        results.record_failure(self.results_dir, cell, error or "trial failed")
+        cell = Cell.from_dict(trial.config["cell"])
+        record = {"cell_id": cell.cell_id, "attempts": int(getattr(trial, "num_failures", 0) or 0), **cell.to_dict()}
+        results.record_failure(self.results_dir, record, error or "trial failed")
 
 
 def _trial_name(trial: Any) -> str:
-    c = trial.config["cell"]
-    extra = f"-f{c['mix_fraction']}" if c["mix_fraction"] else f"-a{c['noise_alpha']}" if c["noise_alpha"] else ""
-    return f"{c['experiment']}-{c['dataset']}-{c['train_domain']}-s{c['seed']}{extra}-{trial.trial_id[-5:]}"
+    return f"{Cell.from_dict(trial.config['cell']).label()}-{trial.trial_id[-5:]}"
 
 
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
@@ -127,8 +133,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, shard_root=str(shard_root) if is_uri(shard_root)
-                             else str(Path(shard_root).resolve())),
-        lambda config: tune.PlacementGroupFactory([trial_resources(Cell(**config["cell"]), gpus)]))
+                             else str(Path(shard_root).resolve()), results_dir=results_dir),
+        lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus)]))
     writer = _ResultWriter(results_dir)
     # The classic reporter: one compact status table every 30 s with the columns that matter here.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
@@ -140,7 +146,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)
     tuner = tune.Tuner(
         trainable,
-        param_space={"cell": tune.grid_search([asdict(c) for c in cells])},
+        param_space={"cell": tune.grid_search([c.to_dict() for c in cells])},
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -10,6 +11,9 @@ import pytest
 from scanshift_ray import shards
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from scanshift_ray.study import Cell
 
 
 def write_toy_dataset(root: Path, key: str, n_patients: int = 30, per_patient: int = 2, seed: int = 0,
@@ -40,3 +44,27 @@ def toy_root(tmp_path: Path) -> Path:
     for key in ("ct-lidc", "xray-chest"):
         write_toy_dataset(root, key)
     return root
+
+
+def make_cell(key: str, domain: str, seed: int = 0, experiment: str = "main", profile: str = "smoke",
+              data_id: str = "toy", source: str = "real", **options) -> Cell:
+    """A cell of `key` with the resolved `profile` training values; `options` are axis values."""
+    from scanshift_ray.study import Cell, Training
+
+    spec = DATASETS.get(key)
+    return Cell(experiment, key, domain, seed, spec.model, data_id, source,
+                Training.resolve(PROFILES.get(profile), spec), options, profile)
+
+
+def cell_on(root: Path, key: str, domain: str, **kw) -> Cell:
+    """`make_cell` for the shards under `root` (the cell's data id matches them)."""
+    loaded = shards.load_domains(root, DATASETS.get(key))
+    return make_cell(key, domain, data_id=shards.data_id(loaded), **kw)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_verification_cache(tmp_path_factory):
+    """Keep the verified-shard cache of the tests out of the user's ~/.cache."""
+    import os
+
+    os.environ["SCANSHIFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -82,3 +82,67 @@ def test_full_study_script_help_runs():
     out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "full_study.py"), "--help"], capture_output=True,
                          text=True)
     assert out.returncode == 0 and "--experiments" in out.stdout
+
+
+def _share_a_patient(root, key="xray-chest", n=1):
+    """Give the first `n` patients of domain 2 the pseudonyms of patients of domain 1 (PI-CAI has such cases)."""
+    from scanshift_ray import shards
+    from scanshift_ray.datasets import DATASETS
+
+    spec = DATASETS.get(key)
+    one = shards.read_shard(shards.shard_path(root, key, spec.domains[0]), mmap=False)
+    path = shards.shard_path(root, key, spec.domains[1])
+    two = shards.read_shard(path, mmap=False)
+    ids = two.patient_ids.copy()
+    for old, new in zip(sorted(set(ids))[:n], sorted(set(one.patient_ids))[:n], strict=True):
+        ids[ids == old] = new
+    attrs = {k: v for k, v in two.attrs.items() if k not in ("content_sha1", "format_version")}
+    shards.write_shard(path, two.images, two.labels, ids, attrs)
+
+
+def test_a_patient_in_both_domains_stops_the_run_unless_a_policy_is_chosen(toy_root, tmp_path, capsys):
+    _share_a_patient(toy_root, n=2)
+    base = ["run", "--shards", str(toy_root), "--datasets", "xray-chest", "--profile", "smoke", "--seeds", "1",
+            "--local"]
+    assert main([*base, "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "2 pseudonymous patient id(s) appear in both scanner domains" in err and err.count("\n") == 1
+    assert main([*base, "--results", str(tmp_path / "r"), "--shared-patients", "drop"]) == 0
+    rows = results.read_results(tmp_path / "r")
+    assert set(rows["shared_patients"]) == {"drop"}
+    assert main([*base, "--results", str(tmp_path / "r"), "--shared-patients", "assign"]) == 0
+    rows = results.read_results(tmp_path / "r")
+    assert len(rows) == 8 and set(rows["shared_patients"]) == {"drop", "assign"}  # other cells, not done twice
+    assert rows.groupby("shared_patients")["config_id"].nunique().to_dict() == {"assign": 2, "drop": 2}
+    assert rows["config_id"].nunique() == 4
+
+
+def test_changed_shard_bytes_are_caught_before_cells_count_done(toy_root, tmp_path, capsys):
+    h5 = toy_root / "xray-chest" / "3.h5"
+    run_study(_study((0,)), toy_root, tmp_path / "res", backend="local", log=lambda s: None)
+    with h5py.File(h5, "r+") as f:
+        f["images"][3] = f["images"][3] * 0.5  # the stored hash attribute stays as it was
+    args = ["run", "--shards", str(toy_root), "--datasets", "xray-chest", "--results", str(tmp_path / "res"),
+            "--profile", "smoke", "--seeds", "1", "--local"]
+    assert main(args) == 2
+    assert "does not match its stored hash" in capsys.readouterr().err
+
+
+def test_every_done_cell_has_predictions_and_any_metric_reports(toy_root, tmp_path, capsys):
+    import pandas as pd
+
+    res = tmp_path / "res"
+    run_study(_study((0, 1)), toy_root, res, backend="local", log=lambda s: None)
+    rows = results.read_results(res)
+    preds = results.read_predictions(res, rows)
+    assert set(preds["cell_id"]) == set(rows["cell_id"])
+    assert len(pd.read_parquet(res / "_curves")) == 4 * 2  # 4 cells x 2 epochs (smoke)
+    for metric in ("ap", "brier", "balanced_accuracy", "sens_at_90spec"):
+        assert main(["report", str(res), "--out", str(tmp_path / metric), "--metric", metric]) == 0
+        assert metric in (tmp_path / metric / "report.md").read_text()
+    # a kill between the predictions and the rows: the cell is not done and simply runs again
+    victim = next((res / "main").glob("*.parquet"))
+    victim.unlink()
+    again = run_study(_study((0, 1)), toy_root, res, backend="local", log=lambda s: None)
+    assert (again.already_done, again.ran) == (3, 1)
+    assert len(results.read_results(res)) == 8

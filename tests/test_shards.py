@@ -90,3 +90,42 @@ def test_manifest_counts(toy_root):
     path = shards.write_manifest(toy_root, "xray-chest", {"note": "x"})
     body = json.loads(path.read_text())
     assert body["counts"]["3"] == {"n": 60, "n_pos": 30, "n_patients": 30}
+
+
+def test_content_is_verified_against_the_stored_hash(toy_root, tmp_path, monkeypatch):
+    import os
+
+    import h5py
+
+    from scanshift_ray.datasets import DATASETS
+
+    monkeypatch.setenv("SCANSHIFT_CACHE_DIR", str(tmp_path / "cache"))
+    spec = DATASETS.get("xray-chest")
+    shards.load_domains(toy_root, spec, verify=True)
+    assert (tmp_path / "cache" / "verified-shards.json").is_file()
+    path = shards.shard_path(toy_root, "xray-chest", "5")
+    with h5py.File(path, "r+") as f:  # the images change, the stored hash does not
+        f["images"][0, 0, 0] += 1.0
+    shards.load_domains(toy_root, spec)  # attributes alone look fine
+    with pytest.raises(ScanshiftError, match="does not match its stored hash"):
+        shards.load_domains(toy_root, spec, verify=True)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # cached entry is keyed by size and mtime: still refused
+    with pytest.raises(ScanshiftError, match="does not match"):
+        shards.load_domains(toy_root, spec, verify=True)
+
+
+def test_verification_checks_every_image_for_nan(tmp_path, monkeypatch):
+    import h5py
+
+    from scanshift_ray.datasets import DATASETS
+
+    monkeypatch.setenv("SCANSHIFT_CACHE_DIR", str(tmp_path / "cache"))
+    from conftest import write_toy_dataset
+
+    write_toy_dataset(tmp_path, "xray-chest", n_patients=60)
+    path = shards.shard_path(tmp_path, "xray-chest", "3")
+    with h5py.File(path, "r+") as f:
+        f["images"][100, 0, 0] = np.nan  # past the first 64 images that read-time validation looks at
+    with pytest.raises(ScanshiftError, match="NaN or inf"):
+        shards.load_domains(tmp_path, DATASETS.get("xray-chest"), verify=True)

@@ -24,3 +24,29 @@ def test_split_depends_on_seed_and_domain():
 def test_tiny_domains_still_get_every_split():
     split = split_patients(np.array(["a", "b", "c"]), "d", "x", 0)
     assert all(len(v) == 1 for v in split.values())
+
+
+def test_shared_patients_error_drop_and_assign():
+    import pytest
+
+    from scanshift_ray.errors import ScanshiftError
+    from scanshift_ray.splits import keep_masks, shared_patients
+
+    ids = {"a": np.array(["p1", "p1", "p2", "x"]), "b": np.array(["p1", "p2", "p2", "y"])}
+    assert shared_patients(ids) == ["p1", "p2"]
+    with pytest.raises(ScanshiftError, match="2 pseudonymous patient id\\(s\\) appear in both scanner domains"):
+        keep_masks(ids, None, "mri-prostate")
+    drop = keep_masks(ids, "drop", "mri-prostate")
+    assert drop["a"].tolist() == [False, False, False, True] and drop["b"].tolist() == [False, False, False, True]
+    assign = keep_masks(ids, "assign", "mri-prostate")  # p1 has 2 samples in a, p2 has 2 in b
+    assert assign["a"].tolist() == [True, True, False, True] and assign["b"].tolist() == [False, True, True, True]
+    assert all(m.all() for m in keep_masks({"a": np.array(["u"]), "b": np.array(["v"])}, None, "d").values())
+
+
+def test_a_tie_goes_to_one_domain_only():
+    from scanshift_ray.splits import keep_masks
+
+    ids = {"a": np.array([f"p{i}" for i in range(40)]), "b": np.array([f"p{i}" for i in range(40)])}
+    keep = keep_masks(ids, "assign", "ct-kidney")
+    assert (keep["a"] ^ keep["b"]).all()  # every patient in exactly one domain
+    assert 10 < keep["a"].sum() < 30  # ties are not all given to the first domain

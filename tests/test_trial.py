@@ -2,25 +2,23 @@ import math
 
 import numpy as np
 import pytest
+from conftest import cell_on, make_cell
 
-from scanshift_ray import shards
+from scanshift_ray import metrics, shards
 from scanshift_ray.datasets import DATASETS
-from scanshift_ray.study import Cell
+from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.trial import build_sets, mix_indices, run_trial
 
 REQUIRED = {"experiment", "dataset", "modality", "data_source", "train_domain", "test_domain", "same_domain",
             "seed", "mix_fraction", "noise_alpha", "model", "profile", "epochs", "best_epoch", "auc", "auc_last",
-            "val_auc", "n_train", "n_test", "n_test_pos", "cell_id", "code_version", "wall_seconds", "hostname"}
-
-
-def _cell(key: str, domain: str, **kw) -> Cell:
-    return Cell(kw.pop("experiment", "main"), key, domain, kw.pop("seed", 0), DATASETS.get(key).model, "smoke",
-                "toy", "real", **kw)
+            "val_auc", "n_train", "n_test", "n_test_pos", "cell_id", "code_version", "wall_seconds", "hostname",
+            "config_id", "protocol_version", "batch_size", "lr", "width", "input_shape", "window", "normalization",
+            "noise_space", "noise_draw", "shared_patients"}
 
 
 def test_trial_rows_and_learning(toy_root):
     loaded = shards.load_domains(toy_root, DATASETS.get("ct-lidc"))
-    rows = run_trial(_cell("ct-lidc", "ge"), loaded)
+    rows = run_trial(cell_on(toy_root, "ct-lidc", "ge"), loaded).rows
     assert [r["test_domain"] for r in rows] == ["ge", "other"]
     assert set(rows[0]) >= REQUIRED
     assert rows[0]["same_domain"] and not rows[1]["same_domain"]
@@ -30,7 +28,7 @@ def test_trial_rows_and_learning(toy_root):
 
 def test_same_cell_twice_gives_identical_aucs(toy_root):
     loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
-    a, b = (run_trial(_cell("xray-chest", "5"), loaded) for _ in range(2))
+    a, b = (run_trial(cell_on(toy_root, "xray-chest", "5"), loaded).rows for _ in range(2))
     assert [r["auc"] for r in a] == [r["auc"] for r in b]
     assert [r["auc_last"] for r in a] == [r["auc_last"] for r in b]
 
@@ -42,7 +40,8 @@ def test_one_class_test_set_gives_nan_and_a_reason(tmp_path):
     path = shards.shard_path(tmp_path, "xray-chest", "5")
     s = shards.read_shard(path, mmap=False)
     shards.write_shard(path, s.images, np.zeros_like(s.labels), s.patient_ids, s.attrs)  # domain 5: all negative
-    rows = run_trial(_cell("xray-chest", "3"), shards.load_domains(tmp_path, DATASETS.get("xray-chest")))
+    loaded = shards.load_domains(tmp_path, DATASETS.get("xray-chest"))
+    rows = run_trial(cell_on(tmp_path, "xray-chest", "3"), loaded).rows
     other = rows[1]
     assert math.isnan(other["auc"]) and other["auc_note"] == "test set has only class 0"
     assert not math.isnan(rows[0]["auc"])
@@ -61,7 +60,7 @@ def test_mix_indices_fraction_and_duplication():
 def test_mixed_training_set_contains_target_images(toy_root):
     spec = DATASETS.get("xray-chest")
     loaded = shards.load_domains(toy_root, spec)
-    sets, meta = build_sets(_cell("xray-chest", "3", experiment="mixing", mix_fraction=0.2), spec, loaded,
+    sets, meta = build_sets(make_cell("xray-chest", "3", experiment="mixing", mix_fraction=0.2), spec, loaded,
                             (64, 64))
     assert meta["n_mixed"] == 10 and len(sets["train"][1]) == 50
 
@@ -70,9 +69,9 @@ def test_mixed_training_set_contains_target_images(toy_root):
 def test_noise_once_changes_only_training_images(toy_root, space, draw):
     spec = DATASETS.get("xray-chest")
     loaded = shards.load_domains(toy_root, spec)
-    clean, _ = build_sets(_cell("xray-chest", "3"), spec, loaded, (64, 64))
-    noisy, _ = build_sets(_cell("xray-chest", "3", experiment="noise", noise_alpha=3.0, noise_space=space,
-                                noise_draw=draw), spec, loaded, (64, 64))
+    clean, _ = build_sets(make_cell("xray-chest", "3"), spec, loaded, (64, 64))
+    noisy, _ = build_sets(make_cell("xray-chest", "3", experiment="noise", noise_alpha=3.0, noise_space=space,
+                                    noise_draw=draw), spec, loaded, (64, 64))
     assert float((noisy["train"][0] - clean["train"][0]).std()) > 0.05
     assert np.array_equal(noisy["test_5"][0].numpy(), clean["test_5"][0].numpy())
 
@@ -81,7 +80,31 @@ def test_deterministic_option_runs_and_matches_the_default_on_cpu(toy_root, monk
     from scanshift_ray.profiles import DETERMINISTIC_ENV
 
     loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
-    plain = run_trial(_cell("xray-chest", "3"), loaded)
+    plain = run_trial(cell_on(toy_root, "xray-chest", "3"), loaded).rows
     monkeypatch.setenv(DETERMINISTIC_ENV, "1")
-    strict = run_trial(_cell("xray-chest", "3"), loaded)
+    strict = run_trial(cell_on(toy_root, "xray-chest", "3"), loaded).rows
     assert [r["auc"] for r in plain] == [r["auc"] for r in strict]
+
+
+def test_predictions_and_curve_reproduce_the_rows(toy_root):
+    loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
+    cell = cell_on(toy_root, "xray-chest", "3")
+    out = run_trial(cell, loaded)
+    p = out.predictions
+    assert set(p["epoch"]) == {"best", "last"} and set(p["split"]) == {"val", "test"}
+    for row in out.rows:
+        for epoch, col in (("best", "auc"), ("last", "auc_last")):
+            sel = p[(p["split"] == "test") & (p["domain"] == row["test_domain"]) & (p["epoch"] == epoch)]
+            assert len(sel) == row["n_test"]
+            assert metrics.compute("auc", sel["label"].to_numpy(), sel["logit"].to_numpy(), [], []) == row[col]
+    test = p[(p["split"] == "test") & (p["domain"] == "3") & (p["epoch"] == "best")]
+    ids = np.asarray(loaded["3"].patient_ids)[test["index"]]
+    assert (ids == test["patient_id"]).all() and (loaded["3"].labels[test["index"]] == test["label"]).all()
+    assert list(out.curve["epoch"]) == [1, 2] and out.curve["val_auc"].iloc[out.rows[0]["best_epoch"] - 1] == \
+        out.rows[0]["val_auc"]
+
+
+def test_trial_refuses_shards_that_are_not_its_data(toy_root):
+    loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
+    with pytest.raises(ScanshiftError, match="shards changed since the sweep started"):
+        run_trial(make_cell("xray-chest", "3", data_id="stale"), loaded)

@@ -1,10 +1,11 @@
 """Ray Tune adapter: a real (local) Ray run of a small grid; re-running it trains nothing."""
 
 import pytest
+from conftest import cell_on, make_cell
 
 from scanshift_ray import results
 from scanshift_ray.runner import run_study
-from scanshift_ray.study import EXPERIMENTS, Cell, Study, restrict
+from scanshift_ray.study import EXPERIMENTS, Study, restrict
 from scanshift_ray.tune_adapter import trial_resources
 
 ray = pytest.importorskip("ray")
@@ -26,6 +27,8 @@ def test_sweep_through_tune_writes_each_cell_once(toy_root, tmp_path, ray_sessio
     assert (out.total, out.ran, out.failed) == (2, 2, {})
     df = results.read_results(res)
     assert len(df) == 4 and df["cell_id"].nunique() == 2
+    preds = results.read_predictions(res, df)  # written by the trials, visible to the driver
+    assert set(preds["cell_id"]) == set(df["cell_id"])
     again = run_study(study, toy_root, res, backend="ray", log=lambda s: None)
     assert (again.already_done, again.ran) == (2, 0)
 
@@ -36,8 +39,8 @@ def test_failing_cell_is_recorded_and_the_rest_completes(toy_root, tmp_path, ray
 
     (toy_root / "ct-lidc" / "other.h5").write_bytes(b"corrupt")  # the trial itself reads the shard
 
-    good = Cell("main", "xray-chest", "3", 0, "densenet121", "smoke", "x", "real")
-    bad = Cell("main", "ct-lidc", "ge", 0, "nodulex", "smoke", "x", "real")
+    good = cell_on(toy_root, "xray-chest", "3")
+    bad = make_cell("ct-lidc", "ge")
     rep = run_cells([good, bad], toy_root, tmp_path, max_failures=1, verbose=0)
     assert rep.finished == 1 and set(rep.failed) == {bad.cell_id}
     assert "other.h5" in rep.failed[bad.cell_id]
@@ -45,9 +48,9 @@ def test_failing_cell_is_recorded_and_the_rest_completes(toy_root, tmp_path, ray
 
 
 def test_gpu_share_depends_on_model_and_size():
-    small = Cell("main", "ct-lidc", "ge", 0, "nodulex", "fast", "x", "real")
-    big = Cell("main", "xray-chest", "3", 0, "densenet121", "paper", "x", "real")
-    cube = Cell("main", "ct-oropharyngeal", "ge", 0, "nodulex", "paper", "x", "real")
+    small = make_cell("ct-lidc", "ge", profile="fast")
+    big = make_cell("xray-chest", "3", profile="paper")
+    cube = make_cell("ct-oropharyngeal", "ge", profile="paper")
     assert trial_resources(small, gpus_available=True)["GPU"] == 0.25
     assert trial_resources(big, gpus_available=True)["GPU"] == 1.0
     assert trial_resources(cube, gpus_available=True)["GPU"] == 1.0
