@@ -8,4 +8,9 @@ Data flows one way through named artifacts::
 `tune_adapter` is the only module that talks to Ray Tune.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("scanshift-ray")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
