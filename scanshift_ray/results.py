@@ -20,16 +20,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.storage import filesystem, is_uri
+from scanshift_ray.storage import filesystem, is_uri, normal_permissions
 
+SCHEMA_VERSION = 1  # bump when a result column changes meaning or type
 FAILED = "_failed"
 PREDICTIONS = "_predictions"
 CURVES = "_curves"
@@ -46,6 +51,7 @@ def _atomic_write_bytes(path: Path, write: Callable[[str], object]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        normal_permissions(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -68,13 +74,56 @@ def _remote_list(uri: str, suffix: str) -> list[str]:
     return [i.path[len(base):].lstrip("/") for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix)]
 
 
-def _write_frame(results: str | Path, rel: str, frame: pd.DataFrame) -> Path | str:
+# Explicit Arrow types of the row columns, so every file of a folder has one schema (a column that is
+# empty in one cell, e.g. noise_draw at alpha = 0, is still a string) and pyarrow, pandas and DuckDB
+# read the folder as one dataset. Axis columns take their type from the axis registry.
+_INT = ("seed", "protocol_version", "epochs", "batch_size", "best_epoch", "epochs_run", "n_train", "n_val",
+        "n_test", "n_test_pos", "n_mixed", "schema_version", "attempts")
+_FLOAT = ("lr", "width", "auc", "auc_last", "val_auc", "train_seconds", "wall_seconds")
+_TIME = ("started_at", "finished_at")
+
+
+def _arrow_type(column: str) -> pa.DataType | None:
+    from scanshift_ray.study import AXES
+
+    if column in AXES:
+        return pa.float64() if AXES.get(column).kind is float else pa.string()
+    if column in _INT:
+        return pa.int64()
+    if column in _FLOAT:
+        return pa.float64()
+    if column in _TIME:
+        return pa.timestamp("us", tz="UTC")
+    return None
+
+
+def rows_table(rows: list[dict]) -> pa.Table:
+    """The rows of a cell as an Arrow table with the explicit result schema (and its version)."""
+    frame = pd.DataFrame(rows).assign(schema_version=SCHEMA_VERSION)
+    for col in _TIME:
+        if col in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+        if col in frame.columns:
+            frame[col] = frame[col].dt.round("us")  # the schema stores microseconds
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [pa.field(f.name, _arrow_type(f.name) or (pa.string() if pa.types.is_null(f.type) else f.type))
+              for f in table.schema]
+    schema = pa.schema(fields, metadata={b"scanshift_schema_version": str(SCHEMA_VERSION).encode()})
+    return table.cast(schema)
+
+
+def _write_frame(results: str | Path, rel: str, frame: pd.DataFrame | pa.Table) -> Path | str:
     """Write `frame` as Parquet at `<results>/<rel>`: atomically on a file system, whole-object on a store."""
+    import pyarrow.parquet as pq
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     if is_uri(results):
-        _remote_write(str(results), rel, frame.to_parquet(index=False))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        _remote_write(str(results), rel, sink.getvalue().to_pybytes())
         return f"{str(results).rstrip('/')}/{rel}"
     path = Path(results) / rel
-    _atomic_write_bytes(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    _atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 
@@ -108,7 +157,7 @@ def write_cell(results: str | Path, rows: list[dict]) -> Path | str:
     if not rows:
         raise ValueError("a finished cell has at least one row")
     experiment, cell_id = rows[0]["experiment"], rows[0]["cell_id"]
-    out = _write_frame(results, f"{experiment}/{cell_id}.parquet", pd.DataFrame(rows))
+    out = _write_frame(results, f"{experiment}/{cell_id}.parquet", rows_table(rows))
     failure = f"{FAILED}/{cell_id}.json"
     if _exists(results, failure):
         if is_uri(results):
@@ -214,3 +263,53 @@ def read_results(path: str | Path) -> pd.DataFrame:
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise ScanshiftError(f"unreadable result file {f}: {exc}") from None
     return pd.concat(frames, ignore_index=True)
+
+
+LOCK = "_lock.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def sweep_lock(results: str | Path) -> Iterator[None]:
+    """Hold `<results>/_lock.json` (host, pid, start) for one sweep; a second sweep on the folder stops.
+
+    A lock left by a killed sweep on this host (its pid gone) is taken over; one from another host is
+    reported with its holder, since its process cannot be checked from here. Object-store results are
+    not locked (a store has no atomic create): run one sweep at a time there.
+    """
+    if is_uri(results):
+        yield
+        return
+    path = Path(results) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", 0) or 0)):
+                path.unlink(missing_ok=True)  # stale: its sweep was killed
+                continue
+            raise ScanshiftError(f"{results} is in use by a sweep on {holder.get('host', '?')} (pid "
+                                 f"{holder.get('pid', '?')}, since {holder.get('started', '?')}); wait for it, or "
+                                 f"remove {path} if that sweep is gone") from None
+        with os.fdopen(fd, "w") as out:
+            json.dump(me, out)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

@@ -6,13 +6,15 @@ The backend is Ray Tune (`tune_adapter`) or, for debugging and tests, a plain in
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanshift_ray import results, shards, splits
+from scanshift_ray import plan, results, shards, splits
 from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.study import Cell, DataRef, Study, expand
 
 
@@ -70,25 +72,51 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
             continue
         results.write_output(results_dir, out.rows, out.predictions, out.curve)
         train += out.rows[0]["train_seconds"]
-        log(f"[{i}/{len(cells)}] {cell.label()}: " + ", ".join(f"{r['test_domain']} {r['auc']:.3f}" for r in out.rows))
+        log(plan.progress_line(i, len(cells), time.time() - start, cell.label(), out.rows))
     return StudyOutcome(len(cells), 0, len(cells) - len(failed), failed, time.time() - start, train, 1.0)
 
 
-def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
-              max_failures: int = 2, log: Callable[[str], None] = print,
-              tune_storage: str | None = None) -> StudyOutcome:
-    """Run every cell of `study` that has no result yet."""
-    todo, cells = pending_cells(study, shard_root, results_dir)
-    total, ids = len(cells), frozenset(c.cell_id for c in cells)
-    log(f"{total} cells: {total - len(todo)} already done, {len(todo)} to run")
-    if not todo:
-        return StudyOutcome(total, total, 0, cell_ids=ids)
+def visible_resources(backend: str) -> tuple[int, int]:
+    """(CPUs, GPUs) this machine offers a sweep (the local backend runs one cell at a time)."""
     if backend == "local":
-        out = run_local(todo, shard_root, results_dir, log)
-    else:
-        from scanshift_ray.tune_adapter import run_cells
+        return 1, 0
+    import torch
 
-        rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures, tune_storage=tune_storage)
-        out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
+    return os.cpu_count() or 1, torch.cuda.device_count()
+
+
+def plan_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
+               gpus_per_trial: float | None = None, max_concurrent: int | None = None
+               ) -> tuple[list[Cell], list[Cell], str]:
+    """Pending cells, all cells, and the plan text (counts per experiment, estimate) of `study`."""
+    todo, cells = pending_cells(study, shard_root, results_dir)
+    done = {c.cell_id for c in cells} - {c.cell_id for c in todo}
+    history = results.read_results(results_dir) if done else None
+    cpus, gpus = visible_resources(backend)
+    p = plan.make_plan(cells, done, history, cpus, gpus, gpus_per_trial, max_concurrent)
+    return todo, cells, plan.format_plan(p, cpus, gpus)
+
+
+def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
+              max_failures: int = 2, log: Callable[[str], None] = print, tune_storage: str | None = None,
+              gpus_per_trial: float | None = None, max_concurrent: int | None = None,
+              verbose: int = 1) -> StudyOutcome:
+    """Run every cell of `study` that has no result yet, holding the results folder's sweep lock."""
+    if max_failures < 0:
+        raise ScanshiftError(f"max_failures must be >= 0, got {max_failures}")
+    with results.sweep_lock(results_dir):
+        todo, cells, text = plan_study(study, shard_root, results_dir, backend, gpus_per_trial, max_concurrent)
+        total, ids = len(cells), frozenset(c.cell_id for c in cells)
+        log(text)
+        if not todo:
+            return StudyOutcome(total, total, 0, cell_ids=ids)
+        if backend == "local":
+            out = run_local(todo, shard_root, results_dir, log)
+        else:
+            from scanshift_ray.tune_adapter import run_cells
+
+            rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures, tune_storage=tune_storage,
+                            gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, verbose=verbose, log=log)
+            out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
     out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out

@@ -148,6 +148,7 @@ def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patien
             f.create_dataset("patient_ids", data=patient_ids, dtype=h5py.string_dtype())
             for k, v in full.items():
                 f.attrs[k] = json.dumps(v) if isinstance(v, list | dict | tuple) else v
+        storage.normal_permissions(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -93,3 +93,11 @@ def local_shard_root(root: str | Path, key: str, domains: tuple[str, ...]) -> Pa
     for domain in domains:
         fetch(f"{base}/{key}/{domain}.h5", local / key / f"{domain}.h5")
     return local
+
+
+def normal_permissions(path: str | Path) -> None:
+    """Give a file made by `tempfile.mkstemp` (mode 0600) the mode a plain `open` would: 0666 minus the
+    umask, so shards and results on a shared cluster folder stay readable by the rest of the group."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

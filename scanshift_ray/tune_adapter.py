@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from ray import tune
 
 from scanshift_ray import results
 from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.plan import progress_line, trial_resources
 from scanshift_ray.shards import load_domains
 from scanshift_ray.storage import is_uri
 from scanshift_ray.study import Cell
@@ -39,20 +42,6 @@ class RunReport:
     wall_seconds: float
     train_seconds: float  # sum over finished trials
     cpus: float
-
-
-def trial_resources(cell: Cell, gpus_available: bool) -> dict[str, float]:
-    """CPU and GPU share of one cell: small models share a GPU, DenseNet-121 at paper size gets one."""
-    if not gpus_available:
-        return {"CPU": 1.0, "GPU": 0.0}
-    spec = DATASETS.get(cell.dataset)
-    if cell.training.width < 1.0:
-        share = 0.25  # scaled-down models: four trials per GPU
-    elif cell.model == "densenet121" or (spec.task == "crop3d" and max(spec.paper_shape) > 32):
-        share = 1.0
-    else:
-        share = 0.5
-    return {"CPU": 1.0, "GPU": share}
 
 
 def _trainable(config: dict[str, Any], shard_root: str, results_dir: str) -> None:
@@ -77,12 +66,19 @@ def _trainable(config: dict[str, Any], shard_root: str, results_dir: str) -> Non
 
 
 class _ResultWriter(tune.Callback):
-    """Driver-side: persists each finished cell at once, and records cells that failed for good."""
+    """Driver-side: persists each finished cell at once, records cells that failed for good, prints an ETA."""
 
-    def __init__(self, results_dir: str) -> None:
-        self.results_dir = results_dir
+    def __init__(self, results_dir: str, total: int, log: Callable[[str], None] = print) -> None:
+        self.results_dir, self.total, self.log = results_dir, total, log
         self.train_seconds = 0.0
         self.finished = 0
+        self.start = time.time()
+
+    def __getstate__(self) -> dict:  # Tune pickles callbacks into its experiment state; a log function may not
+        return {**self.__dict__, "log": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({**state, "log": state.get("log") or print})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "rows_json" in result:
@@ -96,14 +92,18 @@ class _ResultWriter(tune.Callback):
             results.write_cell(self.results_dir, rows)
             self.train_seconds += float(rows[0]["train_seconds"])
             self.finished += 1
+            self.log(progress_line(self.finished, self.total, time.time() - self.start,
+                                   Cell.from_dict(trial.config["cell"]).label(), rows))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = str(getattr(trial, "error_file", "") or "")
-        if error and os.path.exists(error):
-            lines = [ln for ln in Path(error).read_text().splitlines() if ln.strip()]
-            error = lines[-1] if lines else error
+        error_file = str(getattr(trial, "error_file", "") or "")
+        error = ""
+        if error_file and os.path.exists(error_file):
+            lines = [ln for ln in Path(error_file).read_text().splitlines() if ln.strip()]
+            error = lines[-1] if lines else ""
         cell = Cell.from_dict(trial.config["cell"])
-        record = {"cell_id": cell.cell_id, "attempts": int(getattr(trial, "num_failures", 0) or 0), **cell.to_dict()}
+        record = {"cell_id": cell.cell_id, "attempts": int(getattr(trial, "num_failures", 0) or 0),
+                  "traceback_file": error_file, **cell.to_dict()}
         results.record_failure(self.results_dir, record, error or "trial failed")
 
 
@@ -111,52 +111,83 @@ def _trial_name(trial: Any) -> str:
     return f"{Cell.from_dict(trial.config['cell']).label()}-{trial.trial_id[-5:]}"
 
 
+def _probe(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def check_shared(paths: Sequence[str], probe: Callable[[str], bool] = _probe) -> None:
+    """On a cluster of several nodes, refuse local paths that some node cannot see, before any trial.
+
+    Each path must exist on the driver; a task pinned to every other alive node checks it there.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return
+    check = ray.remote(num_cpus=0)(probe)
+    for path in paths:
+        for node in nodes:
+            strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+            if not ray.get(check.options(scheduling_strategy=strategy).remote(path)):
+                raise ScanshiftError(f"{path} is not visible on node {node['NodeManagerAddress']}: on a cluster pass "
+                                     "a folder every node mounts (NFS) or an s3:// / gs:// URI")
+
+
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
-              max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None) -> RunReport:
+              max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
+              gpus_per_trial: float | None = None, max_concurrent: int | None = None,
+              log: Callable[[str], None] = print) -> RunReport:
     """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
 
     Args:
         cells: the cells still to run.
         shard_root: folder or URI holding `<key>/<domain>.h5`; must be reachable from every node.
         results_dir: folder or URI where the driver writes the rows.
+        max_failures: Tune retries per trial before it is recorded as failed (>= 0).
+        verbose: 0 quiet, 1 the progress table, 2 also the workers' logs.
         tune_storage: Tune's storage_path (default `<results>/_tune`); on several nodes it must be
             shared (NFS or s3://), as Ray 2.60 no longer syncs trial folders to the head.
-        max_failures: Tune retries per trial before it is recorded as failed.
-        verbose: Tune output level (1 shows the progress table).
+        gpus_per_trial, max_concurrent: override the models' GPU shares; cap the trials running at once.
     """
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
+    shard_root = str(shard_root) if is_uri(shard_root) else str(Path(shard_root).resolve())
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  configure_logging=False, log_to_driver=verbose > 1)
+    storage = tune_storage or f"{results_dir.rstrip('/')}/_tune"
+    check_shared([p for p in (shard_root, results_dir, storage) if not is_uri(p)])
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, shard_root=str(shard_root) if is_uri(shard_root)
-                             else str(Path(shard_root).resolve()), results_dir=results_dir),
-        lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus)]))
-    writer = _ResultWriter(results_dir)
-    # The classic reporter: one compact status table every 30 s with the columns that matter here.
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    reporter = tune.CLIReporter(
-        metric_columns={"epoch": "epoch", "loss": "loss", "val_auc": "val AUC", "auc_same": "AUC same",
-                        "auc_other": "AUC other"},
-        parameter_columns={"cell/experiment": "exp", "cell/dataset": "dataset", "cell/train_domain": "train",
-                           "cell/seed": "seed"},
-        max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)
+        tune.with_parameters(_trainable, shard_root=shard_root, results_dir=results_dir),
+        lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus,
+                                                                   gpus_per_trial)]))
+    writer = _ResultWriter(results_dir, len(cells), log)
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([c.to_dict() for c in cells])},
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_name),
+                                    trial_dirname_creator=_trial_name, max_concurrent_trials=max_concurrent),
         run_config=tune.RunConfig(
-            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=tune_storage or f"{results_dir.rstrip('/')}/_tune",
-            failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[writer], verbose=verbose,
-            progress_reporter=reporter),
+            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}",  # one per sweep
+            storage_path=storage, failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[writer], verbose=min(verbose, 1), progress_reporter=_reporter()),
     )
     tuner.fit()
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}
     failed = {k: v for k, v in results.failed_cells(results_dir).items() if k in ids and k not in done}
     return RunReport(writer.finished, failed, time.time() - start, writer.train_seconds, cpus)
+
+
+def _reporter() -> tune.ProgressReporter:
+    """The classic reporter: one compact status table every 30 s with the columns that matter here."""
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    return tune.CLIReporter(
+        metric_columns={"epoch": "epoch", "loss": "loss", "val_auc": "val AUC", "auc_same": "AUC same",
+                        "auc_other": "AUC other"},
+        parameter_columns={"cell/experiment": "exp", "cell/dataset": "dataset", "cell/train_domain": "train",
+                           "cell/seed": "seed"},
+        max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)

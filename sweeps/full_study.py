@@ -1,12 +1,15 @@
 """The paper's study (arXiv 2409.04368) as one sweep: Table 2 plus the appendix grids.
 
-    python sweeps/full_study.py                       # all three experiments, synthetic twins, fast profile
+    python sweeps/full_study.py                       # sweeps/paper_study.toml: main, mixing, noise
+    python sweeps/full_study.py my_study.toml         # another study file
     python sweeps/full_study.py --experiments main    # Table 2 only
+    python sweeps/full_study.py --dry-run             # what would run, and how long it should take
     python sweeps/full_study.py --shards /data/shards --profile paper
 
-The grid itself is declared in `scanshift_ray.study.EXPERIMENTS` (main: 7 datasets x 2 training
-domains x 10 seeds; mixing: f in 0.1..0.5; noise: alpha in 1..50); options narrow it. Re-running the
-same command trains nothing new; cells already in the results folder are skipped.
+Exactly `scanshift run` with the same arguments. The grid is declared in the study file
+(`sweeps/paper_study.toml`: main: 7 datasets x 2 training domains x seeds; mixing: f in 0.1..0.5;
+noise: alpha in 1..50); flags override it. Re-running the same command trains nothing new; cells
+already in the results folder are skipped.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scanshift_ray.cli import add_study_args, cmd_run, run_main
+from scanshift_ray.cli import run_main
+from scanshift_ray.cli_run import add_study_args, cmd_run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the study with the command-line options in `argv`."""
     parser = argparse.ArgumentParser(prog="full_study", description=__doc__.splitlines()[0])
-    add_study_args(parser, default_experiments="main,mixing,noise")
+    add_study_args(parser)
     parser.set_defaults(func=cmd_run)
     return run_main(parser, argv)
 

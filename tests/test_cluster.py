@@ -123,3 +123,24 @@ def test_small_trials_share_a_fake_gpu(cluster, toy_root, tmp_path):
         a.gpu_ids == b.gpu_ids and a.started_at < b.finished_at and b.started_at < a.finished_at
         for i, a in enumerate(df.itertuples()) for b in list(df.itertuples())[i + 1:])
     assert overlapping_on_one_gpu, "0.25-GPU trials should run side by side on one GPU"
+
+
+def test_paths_some_node_cannot_see_stop_the_sweep_before_any_trial(cluster, tmp_path):
+    import ray
+
+    from scanshift_ray.errors import ScanshiftError
+    from scanshift_ray.tune_adapter import check_shared
+
+    c, _ = cluster
+    ray.init(address=c.address)
+    try:
+        check_shared([str(tmp_path)])  # one machine: every node sees it
+        head = ray.get_runtime_context().get_node_id()
+
+        def only_on_head(path: str) -> bool:  # a folder on the head's local disk
+            return ray.get_runtime_context().get_node_id() == head
+
+        with pytest.raises(ScanshiftError, match="is not visible on node .*NFS"):
+            check_shared([str(tmp_path)], probe=only_on_head)
+    finally:
+        ray.shutdown()

@@ -2,11 +2,14 @@
 
 A builder takes the model input shape ((H, W) or (D, H, W), single channel) and a width multiplier
 (1.0 = the paper architecture) and returns an `nn.Module` mapping a batch (B, *shape) to logits (B,).
+Beside its builder each model declares the share of one GPU a trial of it needs (Ray packs trials
+by it); adding a model is one file with `@register(name, gpu_share=...)` plus its import below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,12 +17,36 @@ from torch import nn
 from scanshift_ray.registry import Registry
 
 Builder = Callable[[tuple[int, ...], float], nn.Module]
-MODELS: Registry[Builder] = Registry("model")
+GpuShare = Callable[[tuple[int, ...], float], float]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its builder and the GPU share of one trial at (input shape, width)."""
+
+    build: Builder
+    gpu_share: GpuShare
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register(name: str, gpu_share: GpuShare) -> Callable[[Builder], Builder]:
+    """Decorator: register a builder under `name` with its GPU share."""
+    def add(build: Builder) -> Builder:
+        MODELS.add(name, ModelSpec(build, gpu_share))
+        return build
+    return add
 
 
 def build_model(name: str, input_shape: tuple[int, ...], width: float = 1.0) -> nn.Module:
     """Build registered model `name` for single-channel inputs of `input_shape`."""
-    return MODELS.get(name)(tuple(input_shape), width)
+    return MODELS.get(name).build(tuple(input_shape), width)
+
+
+def gpu_share(name: str, input_shape: tuple[int, ...], width: float) -> float:
+    """The fraction of one GPU a trial of model `name` asks for (in (0, 1])."""
+    return float(MODELS.get(name).gpu_share(tuple(input_shape), width))
 
 
 def to_device(model: nn.Module, device: torch.device | str) -> nn.Module:

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torchvision.models import DenseNet, densenet121
 
-from scanshift_ray.models import MODELS, Squeeze, scaled
+from scanshift_ray.models import Squeeze, register, scaled
 
 
-@MODELS.register("densenet121")
+@register("densenet121", gpu_share=lambda shape, width: 0.25 if width < 1 else 1.0)
 def densenet121_1ch(input_shape: tuple[int, ...], width: float) -> nn.Module:
     """DenseNet-121 (width 1) or a scaled-down DenseNet (width < 1) for 2D inputs (H, W)."""
     if len(input_shape) != 2 or min(input_shape) < 32:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scanshift_ray.models import MODELS, Squeeze, scaled
+from scanshift_ray.models import Squeeze, register, scaled
 
 
 class MRNet2D(nn.Module):
@@ -36,7 +36,7 @@ class MRNet2D(nn.Module):
         return self.head(self.features(x.unsqueeze(1)))  # (B, H, W) -> (B, 1, H, W) -> (B,)
 
 
-@MODELS.register("mrnet2d")
+@register("mrnet2d", gpu_share=lambda shape, width: 0.25 if width < 1 else 0.5)
 def mrnet2d(input_shape: tuple[int, ...], width: float) -> nn.Module:
     """MRNet2D for 2D slices of `input_shape` (H, W)."""
     if len(input_shape) != 2 or min(input_shape) < 63:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scanshift_ray.models import MODELS, Squeeze, scaled
+from scanshift_ray.models import Squeeze, register, scaled
 
 MAX_CHANNEL_DEPTH = 8  # crops up to this many slices go through the 2D (slices-as-channels) network
 
@@ -64,7 +64,8 @@ class NoduleX3D(nn.Module):
         return self.head(self.features(x.unsqueeze(1)))  # (B, D, H, W) -> (B, 1, D, H, W)
 
 
-@MODELS.register("nodulex")
+# Scaled-down models pack four to a GPU; 72^3 cubes at paper width need a whole one.
+@register("nodulex", gpu_share=lambda shape, width: 0.25 if width < 1 else 1.0 if shape[0] > 32 else 0.5)
 def nodulex(input_shape: tuple[int, ...], width: float) -> nn.Module:
     """NoduleX-2D for thin crops (D <= 8), NoduleX-3D for deeper ones; input (D, H, W)."""
     if len(input_shape) != 3 or min(input_shape[1:]) < 12:
