@@ -83,6 +83,9 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    "as the CPUs and GPU shares allow)")
     p.add_argument("--gpus-per-trial", type=_pos_float, help="GPU share of every trial (default: each model's "
                    "own, e.g. 0.25 for the fast profile's small models)")
+    p.add_argument("--checkpoint-every", type=_nonneg_int, help="epochs between training-state checkpoints under "
+                   "Ray, so a lost node or a killed driver resumes a trial (default: the profile's, 10 for paper, "
+                   "0 = none for the short fast trials)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels (slower; CPU runs are reproducible anyway)")
     p.add_argument("--dry-run", action="store_true", help="print the grid (cells done / to run per experiment), "
@@ -180,7 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run(study, shard_root, args.results, backend, args)
     outcome = runner.run_study(study, shard_root, args.results, backend, args.max_failures,
                                tune_storage=args.tune_storage, gpus_per_trial=args.gpus_per_trial,
-                               max_concurrent=args.max_concurrent, verbose=2 if args.verbose else 1)
+                               max_concurrent=args.max_concurrent, verbose=2 if args.verbose else 1,
+                               checkpoint_every=args.checkpoint_every)
     rows = results.read_results(args.results) if results.done_cells(args.results) else None
     if rows is not None:
         rows = rows[rows["cell_id"].isin(outcome.cell_ids)]

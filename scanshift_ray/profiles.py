@@ -29,6 +29,7 @@ class Profile:
         max_depth: depth cap for 3D crops (72-slice cubes become this deep); None keeps it.
         synthetic_patients: patients per scanner domain in the synthetic twins.
         slices_per_patient: 2D samples per synthetic patient (3D twins draw one or two crops).
+        checkpoint_every: how often a trial saves its training state (does not change results).
     """
 
     name: str
@@ -41,6 +42,7 @@ class Profile:
     max_depth: int | None
     synthetic_patients: int
     slices_per_patient: int
+    checkpoint_every: int = 0  # epochs between training-state checkpoints under Ray (0: none; short trials)
 
     def input_shape(self, spec: DatasetSpec) -> tuple[int, ...]:
         """The model input shape for `spec` under this profile, (H, W) or (D, H, W)."""
@@ -58,7 +60,8 @@ PROFILES: Registry[Profile] = Registry("profile")
 PROFILES.add("fast", Profile("fast", epochs=30, batch_size=50, lr=1e-3, width=0.25, slice_size=64,
                              crop_hw=32, max_depth=8, synthetic_patients=200, slices_per_patient=4))
 PROFILES.add("paper", Profile("paper", epochs=60, batch_size=50, lr=1e-4, width=1.0, slice_size=None,
-                              crop_hw=None, max_depth=None, synthetic_patients=400, slices_per_patient=6))
+                              crop_hw=None, max_depth=None, synthetic_patients=400, slices_per_patient=6,
+                              checkpoint_every=10))
 # For tests and smoke runs: the fast pipeline on tiny twins with two epochs.
 PROFILES.add("smoke", Profile("smoke", epochs=2, batch_size=50, lr=1e-3, width=0.25, slice_size=64,
                               crop_hw=32, max_depth=8, synthetic_patients=24, slices_per_patient=3))

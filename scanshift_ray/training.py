@@ -8,6 +8,7 @@ deterministic kernels (bit-reproducible on the CPU anyway).
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ class TrainConfig:
     noise_alpha: float = 0.0
     amp: bool = True
     deterministic: bool = False
+    checkpoint_every: int = 0  # epochs between training-state checkpoints; 0: none
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -89,12 +91,38 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainC
     return total / len(x)
 
 
+def _state(epoch: int, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+           gen: torch.Generator, history: list[dict], best: tuple[float, int, dict]) -> dict:
+    """Everything the rest of a fit depends on, so a resumed fit ends exactly as an uninterrupted one.
+
+    A deep copy: state_dict() tensors are the live parameters, which go on training after this call.
+    """
+    return copy.deepcopy({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": list(history), "best": best})
+
+
+def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             gen: torch.Generator) -> tuple[int, list[dict], tuple[float, int, dict]]:
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["epoch"]), list(state["history"]), state["best"]
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, np.ndarray],
-        cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+        cfg: TrainConfig, on_epoch: Callable[[dict, dict | None], None] | None = None,
+        resume: dict | None = None) -> FitResult:
     """Train `model` on (x (N, ...), y (N,)); after every epoch compute the validation AUC on `val`.
 
     The weights of the best validation epoch are kept in memory, so test sets are evaluated only twice
-    (best and last epoch) instead of after every epoch.
+    (best and last epoch) instead of after every epoch. Every `cfg.checkpoint_every` epochs (but the
+    last) `on_epoch` also gets the full training state to save; `resume` continues from such a state.
     """
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
@@ -106,8 +134,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     history: list[dict] = []
-    best_auc, best_epoch, best_state = -np.inf, 0, {}
-    for epoch in range(1, cfg.epochs + 1):
+    best_state: dict[str, torch.Tensor] = {}
+    done, best_auc, best_epoch = 0, -np.inf, 0
+    if resume is not None:
+        done, history, (best_auc, best_epoch, best_state) = _restore(resume, model, opt, scaler, gen)
+    for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
         loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, use_amp)
         seconds = time.perf_counter() - start
@@ -117,9 +148,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
         if np.isfinite(auc) and auc > best_auc:
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        due = cfg.checkpoint_every > 0 and epoch % cfg.checkpoint_every == 0 and epoch < cfg.epochs
         if on_epoch is not None:
-            on_epoch(history[-1])
+            on_epoch(history[-1], _state(epoch, model, opt, scaler, gen, history, (best_auc, best_epoch, best_state))
+                     if due else None)
     if not best_state:  # every validation AUC was NaN: report the last epoch
         best_epoch, best_state = cfg.epochs, {k: v.detach().clone() for k, v in model.state_dict().items()}
     return FitResult(history, best_epoch, best_state)
-

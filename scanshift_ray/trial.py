@@ -140,14 +140,17 @@ def build_sets(cell: Cell, spec: DatasetSpec, shards: Mapping[str, Shard],
 
 
 def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None,
-              on_epoch: Callable[[dict], None] | None = None) -> TrialOutput:
+              on_epoch: Callable[[dict, dict | None], None] | None = None, resume: dict | None = None,
+              checkpoint_every: int = 0) -> TrialOutput:
     """Train the model of `cell` and return its rows (one per test domain), predictions and curve.
 
     Args:
         cell: what to run.
         shards: both domains of the cell's dataset (see `shards.load_domains`).
         device: torch device; default the GPU when one is visible, else the CPU.
-        on_epoch: called with each epoch's record (loss, validation AUC), e.g. to report progress.
+        on_epoch: called with each epoch's record (loss, validation AUC), e.g. to report progress, and
+            every `checkpoint_every` epochs with the training state to save (else None).
+        resume: a state saved that way: training continues after its epoch, to the same final result.
     """
     start, started_at = time.perf_counter(), time.time()
     spec, t = DATASETS.get(cell.dataset), cell.training
@@ -160,12 +163,14 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     x_train, y_train = on_dev.pop("train")
     per_batch = cell.option("noise_alpha") if cell.option("noise_draw") == "per_batch" else 0.0
     cfg = TrainConfig(t.epochs, t.batch_size, t.lr, seed_hash("train", cell.cell_id),
-                      noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1")
-    fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), on_dev["val"], cfg, on_epoch)
+                      noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1",
+                      checkpoint_every=checkpoint_every)
+    fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), on_dev["val"], cfg, on_epoch, resume)
     logits = {"last": _logits(model, on_dev, cfg.amp)}
     model.load_state_dict(fitted.best_state)
     logits["best"] = _logits(model, on_dev, cfg.amp)
     timing = {"device": str(dev), "train_seconds": sum(h["seconds"] for h in fitted.history),
+              "resumed_from_epoch": int(resume["epoch"]) if resume else 0,
               "wall_seconds": time.perf_counter() - start, "started_at": started_at, "finished_at": time.time()}
     index = meta.pop("index")
     rows = make_rows(cell, spec, sets, fitted, logits, {**meta, **timing})

@@ -28,6 +28,7 @@ from scanshift_ray import results
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.plan import progress_line, trial_resources
+from scanshift_ray.profiles import PROFILES
 from scanshift_ray.shards import load_domains
 from scanshift_ray.storage import is_uri
 from scanshift_ray.study import Cell
@@ -44,20 +45,40 @@ class RunReport:
     cpus: float
 
 
-def _trainable(config: dict[str, Any], shard_root: str, results_dir: str) -> None:
+def _trainable(config: dict[str, Any], shard_root: str, results_dir: str, storage: str,
+               checkpoint_every: int | None) -> None:
+    import tempfile
+
     import torch
 
+    from scanshift_ray import checkpoints
     from scanshift_ray.trial import run_trial
 
     cell = Cell.from_dict(config["cell"])
     torch.set_num_threads(max(1, int(tune.get_context().get_trial_resources().required_resources
                                       .get("CPU", 1))))
     shards = load_domains(shard_root, DATASETS.get(cell.dataset))
+    resume = None
+    ckpt = tune.get_checkpoint()  # set when Tune retries this trial (e.g. after a lost node)
+    if ckpt is not None:
+        with ckpt.as_directory() as folder:
+            resume = checkpoints.load(folder, cell.cell_id)
+    if resume is None and not is_uri(storage):  # a killed driver: an earlier sweep's checkpoint of this cell
+        resume = checkpoints.find_latest(storage, cell.cell_id)
 
-    def progress(rec: dict) -> None:
-        tune.report({"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]})
+    def progress(rec: dict, state: dict | None) -> None:
+        metrics = {"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]}
+        if state is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoints.save(folder, cell.cell_id, state)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    out = run_trial(cell, shards, on_epoch=progress)
+    every = checkpoint_every
+    if every is None:
+        every = PROFILES.get(cell.profile).checkpoint_every if cell.profile in PROFILES else 0
+    out = run_trial(cell, shards, on_epoch=progress, resume=resume, checkpoint_every=every)
     results.write_details(results_dir, cell.experiment, cell.cell_id, out.predictions, out.curve)
     placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
     rows = [{**r, **placement} for r in out.rows]
@@ -68,8 +89,8 @@ def _trainable(config: dict[str, Any], shard_root: str, results_dir: str) -> Non
 class _ResultWriter(tune.Callback):
     """Driver-side: persists each finished cell at once, records cells that failed for good, prints an ETA."""
 
-    def __init__(self, results_dir: str, total: int, log: Callable[[str], None] = print) -> None:
-        self.results_dir, self.total, self.log = results_dir, total, log
+    def __init__(self, results_dir: str, total: int, storage: str, log: Callable[[str], None] = print) -> None:
+        self.results_dir, self.total, self.storage, self.log = results_dir, total, storage, log
         self.train_seconds = 0.0
         self.finished = 0
         self.start = time.time()
@@ -95,6 +116,14 @@ class _ResultWriter(tune.Callback):
             self.log(progress_line(self.finished, self.total, time.time() - self.start,
                                    Cell.from_dict(trial.config["cell"]).label(), rows))
 
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from scanshift_ray import checkpoints
+
+        cell_id = Cell.from_dict(trial.config["cell"]).cell_id
+        if not is_uri(self.storage) and results.has_details(self.results_dir, trial.config["cell"]["experiment"],
+                                                            cell_id):
+            checkpoints.delete_for(self.storage, cell_id)  # the result is written: the checkpoints are spent
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error_file = str(getattr(trial, "error_file", "") or "")
         error = ""
@@ -109,6 +138,11 @@ class _ResultWriter(tune.Callback):
 
 def _trial_name(trial: Any) -> str:
     return f"{Cell.from_dict(trial.config['cell']).label()}-{trial.trial_id[-5:]}"
+
+
+def _trial_dirname(trial: Any) -> str:
+    """`<cell_id>-<trial>`: a later sweep finds a cell's checkpoints by its id."""
+    return f"{Cell.from_dict(trial.config['cell']).cell_id}-{trial.trial_id[-5:]}"
 
 
 def _probe(path: str) -> bool:
@@ -137,7 +171,7 @@ def check_shared(paths: Sequence[str], probe: Callable[[str], bool] = _probe) ->
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
-              log: Callable[[str], None] = print) -> RunReport:
+              log: Callable[[str], None] = print, checkpoint_every: int | None = None) -> RunReport:
     """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
 
     Args:
@@ -149,6 +183,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         tune_storage: Tune's storage_path (default `<results>/_tune`); on several nodes it must be
             shared (NFS or s3://), as Ray 2.60 no longer syncs trial folders to the head.
         gpus_per_trial, max_concurrent: override the models' GPU shares; cap the trials running at once.
+        checkpoint_every: epochs between checkpoints (default: the profile's; 0 none).
     """
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
@@ -161,18 +196,20 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     trainable = tune.with_resources(
-        tune.with_parameters(_trainable, shard_root=shard_root, results_dir=results_dir),
+        tune.with_parameters(_trainable, shard_root=shard_root, results_dir=results_dir, storage=storage,
+                             checkpoint_every=checkpoint_every),
         lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus,
                                                                    gpus_per_trial)]))
-    writer = _ResultWriter(results_dir, len(cells), log)
+    writer = _ResultWriter(results_dir, len(cells), storage, log)
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([c.to_dict() for c in cells])},
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_name, max_concurrent_trials=max_concurrent),
+                                    trial_dirname_creator=_trial_dirname, max_concurrent_trials=max_concurrent),
         run_config=tune.RunConfig(
             name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}",  # one per sweep
             storage_path=storage, failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[writer], verbose=min(verbose, 1), progress_reporter=_reporter()),
     )
     tuner.fit()

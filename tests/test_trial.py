@@ -108,3 +108,25 @@ def test_trial_refuses_shards_that_are_not_its_data(toy_root):
     loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
     with pytest.raises(ScanshiftError, match="shards changed since the sweep started"):
         run_trial(make_cell("xray-chest", "3", data_id="stale"), loaded)
+
+
+def test_a_resumed_trial_ends_exactly_as_an_uninterrupted_one(toy_root):
+    from dataclasses import replace
+
+    loaded = shards.load_domains(toy_root, DATASETS.get("ct-lidc"))
+    cell = cell_on(toy_root, "ct-lidc", "ge")
+    cell = replace(cell, training=replace(cell.training, epochs=4))
+    saved = {}
+
+    def keep(rec, state):
+        if state is not None:
+            saved[rec["epoch"]] = state
+
+    whole = run_trial(cell, loaded, on_epoch=keep, checkpoint_every=2)
+    assert sorted(saved) == [2]  # every 2 epochs, never at the last one
+    resumed = run_trial(cell, loaded, resume=saved[2])
+    for a, b in zip(whole.rows, resumed.rows, strict=True):
+        assert (a["auc"], a["auc_last"], a["best_epoch"]) == (b["auc"], b["auc_last"], b["best_epoch"])
+    assert resumed.rows[0]["resumed_from_epoch"] == 2 and whole.rows[0]["resumed_from_epoch"] == 0
+    assert whole.predictions["logit"].tolist() == resumed.predictions["logit"].tolist()
+    assert whole.curve["loss"].tolist() == resumed.curve["loss"].tolist()

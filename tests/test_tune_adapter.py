@@ -55,3 +55,28 @@ def test_gpu_share_depends_on_model_and_size():
     assert trial_resources(big, gpus_available=True)["GPU"] == 1.0
     assert trial_resources(cube, gpus_available=True)["GPU"] == 1.0
     assert trial_resources(big, gpus_available=False) == {"CPU": 1.0, "GPU": 0.0}
+
+
+@pytest.mark.slow
+def test_a_new_sweep_resumes_from_a_killed_sweeps_checkpoint(toy_root, tmp_path, ray_session):
+    from scanshift_ray import checkpoints, shards
+    from scanshift_ray.datasets import DATASETS
+    from scanshift_ray.runner import pending_cells
+    from scanshift_ray.trial import run_trial
+
+    study = Study((restrict(EXPERIMENTS.get("main"), ("xray-chest",), (0,)),), profile="smoke")
+    res = tmp_path / "res"
+    cell = pending_cells(study, toy_root, res)[0][0]
+    loaded = shards.load_domains(toy_root, DATASETS.get("xray-chest"))
+    saved = {}
+    plain = run_trial(cell, loaded, on_epoch=lambda rec, st: saved.update({rec["epoch"]: st}) if st else None,
+                      checkpoint_every=1)
+    folder = res / "_tune" / "sweep-killed" / f"{cell.cell_id}-00000" / "checkpoint_000000"
+    folder.mkdir(parents=True)
+    checkpoints.save(folder, cell.cell_id, saved[1])  # what a sweep killed after epoch 1 leaves behind
+    run_study(study, toy_root, res, backend="ray", log=lambda s: None, checkpoint_every=1)
+    rows = results.read_results(res)
+    mine = rows[rows["cell_id"] == cell.cell_id].sort_values("test_domain")
+    assert set(mine["resumed_from_epoch"]) == {1}
+    assert mine["auc"].tolist() == [r["auc"] for r in sorted(plain.rows, key=lambda r: r["test_domain"])]
+    assert not folder.exists() and not list((res / "_tune").glob("*/*/checkpoint_*"))  # spent, deleted
