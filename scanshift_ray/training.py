@@ -97,10 +97,11 @@ def _state(epoch: int, model: nn.Module, opt: torch.optim.Optimizer, scaler: tor
 
     A deep copy: state_dict() tensors are the live parameters, which go on training after this call.
     """
-    return copy.deepcopy({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "history": list(history), "best": best})
+    return copy.deepcopy({
+        "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "history": list(history), "best": best})
 
 
 def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
