@@ -9,6 +9,7 @@ from pathlib import Path
 
 from preprocessing import converters  # noqa: F401  (registers the converters)
 from preprocessing.core import CONVERTERS, KEY_ENV, convert, secret_key
+from preprocessing.output import summary
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
 
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="processes (default: one per core)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="converter option, repeatable; see README \"Preprocessing\" or the converter module")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace shards in --out that were made with other converter options")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
         raise ScanshiftError(f"no converter for {args.key} yet (available: {', '.join(CONVERTERS.names())})")
     if not args.raw.is_dir():
         raise ScanshiftError(f"raw directory not found: {args.raw}")
-    manifest = convert(args.key, args.raw, args.out, secret_key(args.pseudonym_key), args.option, args.workers)
+    manifest = convert(args.key, args.raw, args.out, secret_key(args.pseudonym_key), args.option, args.workers,
+                       overwrite=getattr(args, "overwrite", False))
+    for line in summary(manifest):
+        print(line)
     print(f"wrote {manifest.parent}/*.h5 and {manifest}")
     return 0
 

@@ -22,13 +22,13 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scanshift_ray import __version__, shards
 from scanshift_ray.datasets import DATASETS, DatasetSpec
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.registry import Registry
@@ -66,6 +66,10 @@ class Job:
         return self.scrub(text, raw_ids)
 
 
+class Drop(Exception):
+    """Raised inside a converter to drop the current case with this message as its recorded reason."""
+
+
 @dataclass
 class CaseOutput:
     """What one case produced: samples of one domain, or the reason it produced none."""
@@ -77,6 +81,14 @@ class CaseOutput:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sanitised path, reason)
     dropped: str = ""
     manufacturer: str = ""
+    model: str = ""  # ManufacturerModelName (0008,1090) of the series that decided the domain
+    notes: list[str] = field(default_factory=list)  # case-level facts worth a look (e.g. sheet vs DICOM)
+    raw_ids: set[str] = field(default_factory=set)  # raw ids seen (never written; scrubbed from all text)
+
+    def drop(self, reason: str) -> CaseOutput:
+        """Drop the whole case with `reason` (no sample of it is kept)."""
+        self.dropped, self.images, self.labels = reason, [], []
+        return self
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,19 @@ class Progress:
 
 def _safe_process(process: Callable[[Any, Job], CaseOutput], case: Any, job: Job) -> CaseOutput:
     """Run one case; an unexpected error drops that case (with its reason) instead of the whole run."""
+    name = str(getattr(case, "raw_id", None) or case)
     try:
-        return process(case, job)
+        out = process(case, job)
+    except Drop as exc:
+        message = job.scrub(str(exc).replace(str(job.raw), "<raw>"), [name])
+        out = CaseOutput(job.pseudonym(name), dropped=message[:300])
     except Exception as exc:
-        name = str(getattr(case, "raw_id", None) or case)
         message = job.scrub(f"{type(exc).__name__}: {exc}".replace(str(job.raw), "<raw>"), [name])
-        return CaseOutput(job.pseudonym(name), dropped=f"failed: {message}"[:300])
+        out = CaseOutput(job.pseudonym(name), dropped=f"failed: {message}"[:300])
+    out.raw_ids.add(name)
+    if not out.labels and not out.dropped:
+        out.drop("no sample produced")  # a case never vanishes without a record
+    return out
 
 
 _WORKER: dict[str, Any] = {}  # per worker process: the converter's process function and the job
@@ -174,68 +193,42 @@ def run_cases(conv: Converter, cases: list[Any], job: Job, workers: int) -> list
             progress.update(len(outs[-1].labels))
         return outs
     results: dict[int, CaseOutput] = {}
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(conv.process, job)) as pool:
-        futures = {pool.submit(_run_one, case): i for i, case in enumerate(cases)}
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            progress.update(len(results[futures[fut]].labels))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(conv.process, job)) as pool:
+            futures = {pool.submit(_run_one, case): i for i, case in enumerate(cases)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                progress.update(len(results[futures[fut]].labels))
+    except BrokenProcessPool:
+        raise ScanshiftError(f"a {job.key} worker process died (killed, or out of memory?) after "
+                             f"{len(results)}/{len(cases)} cases; nothing was written; rerun with --workers 1 "
+                             "to see which case") from None
     return [results[i] for i in range(len(cases))]
 
 
-def write_outputs(job: Job, outs: list[CaseOutput], loose: list[tuple[str, str]], out: Path) -> Path:
-    """One shard per domain with samples (stale shards of now-empty domains removed) and the manifest."""
-    spec = job.spec
-    by_domain: dict[str, list[CaseOutput]] = {d: [] for d in spec.domains}
-    for o in outs:
-        if o.domain is not None and o.labels:
-            by_domain[o.domain].append(o)
-    if not any(by_domain.values()):
-        reasons = sorted({o.dropped for o in outs if o.dropped})[:3]
-        raise ScanshiftError(f"no usable {job.key} case under {job.raw} ({len(outs)} cases looked at"
-                             + (f"; e.g. {'; '.join(reasons)}" if reasons else "") + ")")
-    for domain, group in by_domain.items():
-        path = shards.shard_path(out, job.key, domain)
-        if not group:
-            path.unlink(missing_ok=True)  # never leave a previous run's shard beside this run's
-            continue
-        images = np.stack([im for o in group for im in o.images])
-        labels = np.asarray([lab for o in group for lab in o.labels], dtype=np.uint8)
-        pids = np.asarray([o.patient for o in group for _ in o.labels], dtype=object)
-        attrs = {"dataset": job.key, "domain": domain, "modality": spec.modality, "task": spec.task,
-                 "manufacturers": sorted({o.manufacturer for o in group}), "data_source": "real",
-                 "units": "HU" if spec.modality == "CT" else "scanner",
-                 "provenance": {"converter": job.key, "code_version": __version__,
-                                "options": dataclasses.asdict(job.options)}}
-        shards.write_shard(path, images, labels, pids, attrs)
-    return shards.write_manifest(out, job.key, manifest_info(job, outs, loose))
-
-
-def manifest_info(job: Job, outs: list[CaseOutput], loose: list[tuple[str, str]]) -> dict[str, Any]:
-    """The manifest body beyond the counts: cases, drops, skipped files, options, versions."""
-    key_check = hmac.new(job.secret, b"scanshift-key-check", hashlib.sha256).hexdigest()[:8]
-    return {
-        "data_source": "real", "code_version": __version__, "converter_options": dataclasses.asdict(job.options),
-        "pseudonym_key_check": key_check,  # equal across runs iff the same key was used
-        "cases": {"seen": len(outs), "used": sum(1 for o in outs if o.domain and o.labels),
-                  "dropped": len([o for o in outs if o.dropped])},
-        "dropped_cases": [{"patient": o.patient, "reason": o.dropped} for o in outs if o.dropped],
-        "skipped_files": [{"path": p, "reason": r} for o in outs for p, r in o.skipped]
-                         + [{"path": p, "reason": r} for p, r in loose],
-    }
-
-
 def convert(key: str, raw: Path, out: Path, secret: bytes, option_pairs: Iterable[str] = (),
-            workers: int | None = None) -> Path:
-    """Convert raw dataset `key` under `raw` into `<out>/<key>/<domain>.h5` + manifest; return the manifest."""
+            workers: int | None = None, overwrite: bool = False) -> Path:
+    """Convert raw dataset `key` under `raw` into `<out>/<key>/<domain>.h5` + manifest; return the manifest.
+
+    Refused (ScanshiftError, nothing written) when `out` is not a writable folder, or when it holds shards
+    of `key` made with other options and `overwrite` is false. A different pseudonym key only warns.
+    """
+    from preprocessing import output  # imports this module: loaded late to keep the import graph acyclic
+
     conv = CONVERTERS.get(key)
     raw = Path(raw).resolve()
     if not raw.is_dir():
         raise ScanshiftError(f"raw directory not found: {raw}")
     options = parse_options(conv.options, option_pairs)
+    output.check_out(Path(out), key)
     cases, loose, context = conv.discover(raw, options)
     job = Job(key, raw, secret, options, context)
     if not cases:
         raise ScanshiftError(f"no {key} case found under {raw}")
+    for warning in output.check_previous(Path(out), job, overwrite):
+        print(f"warning: {warning}", file=sys.stderr)
     outs = run_cases(conv, cases, job, workers or min(len(cases), os.cpu_count() or 1))
-    loose_rel = [(job.relpath(p, ()), r) for p, r in loose]
-    return write_outputs(job, outs, loose_rel, Path(out))
+    raw_ids = {str(getattr(c, "raw_id", "")) for c in cases} | {i for o in outs for i in o.raw_ids}
+    loose_rel = [(job.relpath(p, raw_ids), job.scrub(r, raw_ids)) for p, r in loose]
+    return output.write_outputs(job, outs, loose_rel, Path(out), raw_ids)

@@ -3,7 +3,10 @@
 The arterial series is the one the case's DICOM SEG references (ReferencedSeriesSequence), else the CT
 series whose SeriesDescription matches `series_pattern`. The tumour segment is the first whose label or
 description matches `tumour_pattern` [I: the real segment labels are unverified], else segment number
-`tumour_segment`. Slices are resized to `size` x `size` (0 keeps the native size) and stored in HU.
+`tumour_segment` when set (default 0: no fallback, the case is dropped naming the segments it has, so a
+kidney segment is never taken for the tumour). A SEG whose frames do not fit the series, or whose
+tumour segment is empty, drops the case with why (labels would be all negative, not just incomplete).
+Slices are resized to `size` x `size` (0 keeps the native size) and stored in HU.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from preprocessing.tcia import DicomCase, discover_patients, open_case, slice_sa
 class KidneyOptions:
     size: int = 256
     tumour_pattern: str = r"tumou?r|neoplasm"
-    tumour_segment: int = 2
+    tumour_segment: int = 0  # 0: no fallback; N: segment N when no label matches [I]
     series_pattern: str = "arterial"
 
 

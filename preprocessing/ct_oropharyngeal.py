@@ -2,7 +2,9 @@
 
 The GTV (ROI name matching `roi_pattern`, default exactly "GTV") of the RTSTRUCT is rasterised on the CT
 it references; the cube of side `crop` (72 in the paper) is centred on the mask's voxel centroid and
-padded with `pad` HU (air) at volume borders. The label comes from the clinical sheet (`clinical`, else
+padded with `pad` HU (air) at volume borders. A GTV ROI with a contour that does not fit the CT is
+dropped whole (recorded), since a partial outline would move the centroid; other matching ROIs stay.
+The label comes from the clinical sheet (`clinical`, else
 the first .xlsx/.csv under the raw folder with an HPV/P16 column): positive 1, negative 0, unknown dropped.
 """
 
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from preprocessing.clinical import find_sheet, hpv_label, label_map, read_table
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
-from preprocessing.rt import planning_mask
+from preprocessing.rt import planning_rois
 from preprocessing.tcia import DicomCase, crop, discover_tcia, mask_centroid, open_case, to_hu
 
 
@@ -40,15 +44,18 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     """The GTV-centred cube of one OPC patient."""
     opt: OpcOptions = job.options
     opened = open_case(case, job)
-    known = [job.context["labels"][i] for i in sorted(opened.raw_ids) if i in job.context["labels"]]
+    labels = job.context["labels"]
+    known = [labels[i.casefold()] for i in sorted(opened.raw_ids) if i.casefold() in labels]
     if not known or known[0] is None:
         return opened.drop("HPV/P16 status unknown or patient not in the clinical sheet")
-    found = planning_mask(opened, opt.roi_pattern)
+    found = planning_rois(opened, opt.roi_pattern)
     if found is None:
         return opened.out
-    vol, mask = found
-    if not mask.any():
-        return opened.drop("the GTV has no contour on the planning CT")
+    vol, fits, _ = found
+    good = [f for f in fits if not f.misfits and f.mask.any()]
+    if not good:
+        return opened.drop("no GTV whose contours all fit the planning CT (a partial GTV would move the crop)")
+    mask = np.logical_or.reduce([f.mask for f in good])
     cube = crop(to_hu(vol.pixels), mask_centroid(mask), (opt.crop,) * 3, opt.pad)
     opened.out.images.append(cube)
     opened.out.labels.append(int(known[0]))

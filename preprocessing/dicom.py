@@ -13,6 +13,7 @@ col = (p - IPP) . row_dir / PixelSpacing[1] of a slice.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from preprocessing.pixels import check_dicom_size, read_dicom_pixels
+from preprocessing.vendors import match_domain
 from scanshift_ray.datasets import DatasetSpec
 
 
@@ -44,6 +47,10 @@ class Series:
         return str(self.first.get("Manufacturer", "") or "")
 
     @property
+    def model(self) -> str:
+        return str(self.first.get("ManufacturerModelName", "") or "")
+
+    @property
     def description(self) -> str:
         return str(self.first.get("SeriesDescription", "") or "")
 
@@ -59,6 +66,7 @@ class Volume:
     spacing: tuple[float, float]  # PixelSpacing (between rows, between columns), mm
     sop_uids: list[str]
     manufacturer: str
+    model: str = ""  # ManufacturerModelName
 
     @property
     def normal(self) -> np.ndarray:
@@ -133,10 +141,11 @@ def load_volume(s: Series) -> Volume:
         if not np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=float), iop, atol=1e-4):
             raise ValueError("slices of the series differ in orientation")
         by_height.setdefault(round(float(np.asarray(ds.ImagePositionPatient, dtype=float) @ normal), 3), path)
+    check_dicom_size(s.first, len(by_height))
     slices, positions, uids = [], [], []
     for height in sorted(by_height):
-        ds = pydicom.dcmread(by_height[height])
-        pixels = ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1)
+        ds, raw_pixels = read_dicom_pixels(by_height[height])
+        pixels = raw_pixels.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1)
         slices.append(pixels + float(ds.get("RescaleIntercept", 0) or 0))
         positions.append(np.asarray(ds.ImagePositionPatient, dtype=float))
         uids.append(str(ds.SOPInstanceUID))
@@ -144,22 +153,15 @@ def load_volume(s: Series) -> Volume:
         raise ValueError("slices of the series differ in size")
     spacing = tuple(float(v) for v in s.first.PixelSpacing)
     return Volume(np.stack(slices), np.stack(positions), row_dir, col_dir, (spacing[0], spacing[1]), uids,
-                  s.manufacturer)
+                  s.manufacturer, s.model)
 
 
 def domain_of(spec: DatasetSpec, manufacturer: str) -> str | None:
-    """The domain whose manufacturer substrings match (case-insensitively); an empty list means "any other".
+    """The domain a scanner's Manufacturer string selects (whole-word vendor match, `preprocessing.vendors`).
 
-    Returns None when no domain fits (the case is dropped and listed in the manifest).
+    Returns None when no domain fits or the string names software (the case is then dropped, with why).
     """
-    text = f"{manufacturer.lower()} "  # trailing space lets "ge " match a bare "GE"
-    for domain, needles in zip(spec.domains, spec.manufacturers, strict=True):
-        if needles and any(n in text for n in needles):
-            return domain
-    for domain, needles in zip(spec.domains, spec.manufacturers, strict=True):
-        if not needles and manufacturer.strip():
-            return domain
-    return None
+    return match_domain(spec, manufacturer)[0]
 
 
 def series_by_reference(series: dict[str, Series], uid: str | None, frame_uid: str | None,
@@ -172,6 +174,29 @@ def series_by_reference(series: dict[str, Series], uid: str | None, frame_uid: s
     return same_frame[0] if same_frame else None
 
 
+def walk_files(raw: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every file under `raw` (sorted), following symlinked folders; (files, [(path, why not read)]).
+
+    A folder whose real path was already visited (a symlink loop, or a second link to one folder) is not
+    entered again, so the walk always ends and no file is counted twice; broken links are reported.
+    """
+    seen: set[str] = set()
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(raw, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            skipped.append((Path(dirpath), "folder reached again through a symlink (loop or duplicate link)"))
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            (files.append(path) if path.is_file() else skipped.append((path, "broken symlink or not a file")))
+    return sorted(files), skipped
+
+
 def files_by_case(raw: Path, depth: int = 3) -> tuple[dict[Path, list[Path]], list[Path]]:
     """Files under `raw` grouped by case folder: the folder `depth` levels above each file.
 
@@ -181,7 +206,7 @@ def files_by_case(raw: Path, depth: int = 3) -> tuple[dict[Path, list[Path]], li
     """
     groups: dict[Path, list[Path]] = defaultdict(list)
     loose = []
-    for path in sorted(p for p in raw.rglob("*") if p.is_file()):
+    for path in walk_files(raw)[0]:
         rel = path.relative_to(raw)
         if len(rel.parts) <= depth:
             loose.append(path)

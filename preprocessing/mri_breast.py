@@ -11,7 +11,10 @@ trailing number). Box slices use the original numbering (`_NNN` of the original 
 through the sheet. The crop is centred on the box centre: rows and columns 1-based and ends
 inclusive [I, options `one_based`, `end_inclusive`]. Label 1 iff `label_column` > `threshold`
 (default `Staging(Tumor Size)# [T]` > 2 [I]). Scanner: the clinical sheet's Manufacturer code
-(0 GE, 1 MPTronic software, 2 Siemens: MPTronic fits no domain and is dropped), else the DICOM tag.
+(0 GE, 1 MPTronic software, 2 Siemens: MPTronic is software and fits no domain), else the DICOM tag
+of the chosen series; `scanner_source=dicom` makes the DICOM tag the source of truth [I]. When the two
+name different vendors the case's manifest record says so. A box that does not fit the series (rows,
+columns or slices outside it, reversed) drops the case with why, never a crop beside the lesion.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import pandas as pd
 from preprocessing.clinical import find_column, read_table
 from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
 from preprocessing.dicom import Series, domain_of, load_volume
-from preprocessing.tcia import DicomCase, crop, discover_tcia, open_case
+from preprocessing.tcia import DicomCase, OpenCase, crop, discover_tcia, open_case
+from preprocessing.vendors import match_domain, vendor_of
 from scanshift_ray.errors import ScanshiftError
 
 MANUFACTURER_CODES = {"0": "GE MEDICAL SYSTEMS", "1": "MPTronic software", "2": "SIEMENS"}
@@ -45,6 +49,7 @@ class BreastOptions:
     mapping: str = ""
     boxes: str = ""
     clinical: str = ""
+    scanner_source: str = "sheet"  # sheet | dicom: which names the scanner when they disagree [I]
 
 
 def patient_number(text: str) -> int | None:
@@ -100,6 +105,8 @@ def _boxes(path: Path) -> dict[int, list[float]]:
 
 def discover(raw: Path, opt: BreastOptions) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
     """Patient folders, plus the post-contrast series map, the boxes and labels per patient number."""
+    if opt.scanner_source not in ("sheet", "dicom"):
+        raise ScanshiftError(f"option scanner_source must be sheet or dicom, not {opt.scanner_source!r}")
     cases, loose = discover_tcia(raw)
     series = _series_map(_sheet(raw, opt.mapping, r"mapping"), opt.sequence)
     box = _boxes(_sheet(raw, opt.boxes, r"annotation_boxes"))
@@ -126,6 +133,39 @@ def _slice_index(series: Series, sop_uids: list[str], target_file: int) -> int |
     return None
 
 
+def _scanner(opened: OpenCase, series: Series, sheet_maker: str, opt: BreastOptions) -> bool:
+    """Set the case's domain from the source of truth `scanner_source`; note a sheet/DICOM disagreement."""
+    dicom_maker = series.manufacturer
+    sheet_domain, dicom_domain = domain_of(opened.job.spec, sheet_maker), domain_of(opened.job.spec, dicom_maker)
+    if sheet_maker and dicom_maker and vendor_of(sheet_maker).name != vendor_of(dicom_maker).name:
+        opened.out.notes.append(f"scanner disagreement: clinical sheet says {sheet_maker!r} ({sheet_domain}), "
+                                f"DICOM Manufacturer of the {opt.sequence} series says {dicom_maker!r} "
+                                f"({dicom_domain}); scanner_source={opt.scanner_source} decides")
+    use_sheet = (opt.scanner_source == "sheet" and bool(sheet_maker)) or not dicom_maker
+    opened.out.manufacturer = sheet_maker if use_sheet else dicom_maker
+    opened.out.model = series.model
+    opened.out.domain, why = match_domain(opened.job.spec, opened.out.manufacturer)
+    if opened.out.domain is None:
+        opened.drop(why)
+    return opened.out.domain is not None
+
+
+def _box_centre(box: list[float], files: dict[int, int], shape: tuple[int, ...], opt: BreastOptions
+                ) -> tuple[int, int, int] | str:
+    """(original slice number, row, col) of the box centre (0-based pixels), or why the box does not fit."""
+    r0, r1, c0, c1, s0, s1 = box
+    shift, end = (1.0 if opt.one_based else 0.0), (0.0 if opt.end_inclusive else 1.0)
+    rows, cols = shape[1:]
+    if not (r0 <= r1 - end and c0 <= c1 - end and s0 <= s1 - end):
+        return f"box is empty or reversed (rows {r0}-{r1}, columns {c0}-{c1}, slices {s0}-{s1})"
+    if r0 - shift < 0 or c0 - shift < 0 or r1 - end - shift > rows - 1 or c1 - end - shift > cols - 1:
+        return f"box rows {r0:g}-{r1:g} / columns {c0:g}-{c1:g} lie outside the {rows} x {cols} image"
+    if s0 < min(files) or s1 - end > max(files):
+        return f"box slices {s0:g}-{s1:g} lie outside the series' slices {min(files)}-{max(files)}"
+    centre = min(files, key=lambda nnn: abs(nnn - (s0 + s1 - end) / 2))
+    return centre, int(np.floor((r0 + r1 - end) / 2 - shift + 0.5)), int(np.floor((c0 + c1 - end) / 2 - shift + 0.5))
+
+
 def process(case: DicomCase, job: Job) -> CaseOutput:
     """The box-centred post-contrast crop of one Duke patient."""
     opt: BreastOptions = job.options
@@ -140,21 +180,18 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     series = opened.series.get(ctx["series"][n]["series"])
     if series is None:
         return opened.drop(f"the {opt.sequence} series of the mapping sheet is not on disk")
+    if not _scanner(opened, series, maker, opt):
+        return opened.out
     vol = load_volume(series)
-    opened.out.manufacturer = maker or vol.manufacturer
-    opened.out.domain = domain_of(job.spec, opened.out.manufacturer)
-    if opened.out.domain is None:
-        return opened.drop(f"manufacturer {opened.out.manufacturer!r} fits no domain")
-    r0, r1, c0, c1, s0, s1 = ctx["boxes"][n]
-    shift, end = (1.0 if opt.one_based else 0.0), (0.0 if opt.end_inclusive else 1.0)
     files: dict[int, int] = ctx["series"][n]["files"]
-    centre_slice = min(files, key=lambda nnn: abs(nnn - (s0 + s1 - end) / 2))
-    k = _slice_index(series, vol.sop_uids, files[centre_slice])
+    centre = _box_centre(ctx["boxes"][n], files, vol.pixels.shape, opt)
+    if isinstance(centre, str):
+        return opened.drop(f"annotation box does not fit the {opt.sequence} series: {centre}")
+    k = _slice_index(series, vol.sop_uids, files[centre[0]])
     if k is None:
         return opened.drop("the box's centre slice is not in the series on disk")
-    centre = (k, int(np.floor((r0 + r1 - end) / 2 - shift + 0.5)), int(np.floor((c0 + c1 - end) / 2 - shift + 0.5)))
-    opened.out.images.append(crop(vol.pixels.astype(np.float32), centre, (opt.crop_depth, opt.crop_side,
-                                                                          opt.crop_side), 0.0))
+    opened.out.images.append(crop(vol.pixels.astype(np.float32), (k, centre[1], centre[2]),
+                                  (opt.crop_depth, opt.crop_side, opt.crop_side), 0.0))
     opened.out.labels.append(int(stage > opt.threshold))
     return opened.out
 

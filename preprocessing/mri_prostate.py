@@ -22,12 +22,14 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 
-from preprocessing.core import CONVERTERS, CaseOutput, Converter, Job
-from preprocessing.dicom import domain_of
+from preprocessing.clinical import read_table
+from preprocessing.core import CONVERTERS, CaseOutput, Converter, Drop, Job
+from preprocessing.pixels import check_image_size
 from preprocessing.tcia import resize2d
+from preprocessing.vendors import match_domain
+from scanshift_ray.errors import ScanshiftError
 
 _T2W = re.compile(r"^(?P<patient>[^_/]+)_(?P<study>[^_/]+)_t2w\.mha$", re.IGNORECASE)
 
@@ -63,14 +65,28 @@ def discover(raw: Path, options: ProstateOptions) -> tuple[list[Study], list[tup
             studies.append(Study(m["patient"], m["study"], path))
     labels = _labels_root(raw, options.labels)
     negatives: set[str] = set()
-    if labels is not None and (labels / "clinical_information" / "marksheet.csv").is_file():
-        sheet = pd.read_csv(labels / "clinical_information" / "marksheet.csv", dtype=str)
+    marksheet = labels / "clinical_information" / "marksheet.csv" if labels is not None else None
+    if marksheet is not None and marksheet.is_file():
+        sheet = read_table(marksheet)
         if "case_csPCa" in sheet.columns:
-            neg = sheet[sheet["case_csPCa"].str.upper() == "NO"]
-            negatives = {f"{p}_{s}" for p, s in zip(neg["patient_id"], neg["study_id"], strict=True)}
+            missing = [c for c in ("patient_id", "study_id") if c not in sheet.columns]
+            if missing:
+                raise ScanshiftError(f"{marksheet}: has case_csPCa but lacks column(s) {', '.join(missing)}")
+            neg = sheet[sheet["case_csPCa"].fillna("").str.strip().str.upper() == "NO"]
+            negatives = {f"{p}_{s}".strip() for p, s in zip(neg["patient_id"], neg["study_id"], strict=True)}
     elif labels is None:
         loose.append((raw, "no picai_labels folder (csPCa_lesion_delineations) found: every study lacks masks"))
     return studies, loose, {"labels": labels, "negatives": negatives}
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """A NIfTI lesion mask as (z, y, x); a mask that is not 3-D or absurdly large raises Drop."""
+    img = nib.load(path)
+    shape = tuple(int(v) for v in img.shape)  # type: ignore[attr-defined]
+    if len(shape) != 3:
+        raise Drop(f"lesion mask is {len(shape)}-D {shape}, not 3-D")
+    check_image_size(shape[1], shape[0], shape[2], "lesion mask")
+    return np.transpose(np.asarray(img.dataobj), (2, 1, 0))  # type: ignore[attr-defined]  # nibabel: (x, y, z)
 
 
 def _mask(study: Study, job: Job) -> tuple[np.ndarray | None, str]:
@@ -83,8 +99,7 @@ def _mask(study: Study, job: Job) -> tuple[np.ndarray | None, str]:
         sources.append(("AI", "csPCa_lesion_delineations/AI/Bosma22a"))
     for _, sub in sources:
         if root is not None and (root / sub / name).is_file():
-            # nibabel arrays are (x, y, z); SimpleITK's are (z, y, x)
-            return np.transpose(np.asarray(nib.load(root / sub / name).dataobj), (2, 1, 0)), ""  # type: ignore[attr-defined]
+            return _read_mask(root / sub / name), ""
     if opt.negatives_without_mask and f"{study.raw_id}_{study.study_id}" in job.context["negatives"]:
         return None, "negative"
     return None, "no human expert lesion mask" + ("" if opt.ai_fallback else " (ai_fallback=true uses the AI mask)")
@@ -96,11 +111,13 @@ def process(study: Study, job: Job) -> CaseOutput:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(study.t2w))
     reader.ReadImageInformation()
-    out.manufacturer = reader.GetMetaData("0008|0070").strip() if reader.HasMetaDataKey("0008|0070") else ""
-    out.domain = domain_of(job.spec, out.manufacturer)
+    out.manufacturer, out.model = (reader.GetMetaData(k).strip() if reader.HasMetaDataKey(k) else ""
+                                   for k in ("0008|0070", "0008|1090"))
+    out.domain, why = match_domain(job.spec, out.manufacturer)
     if out.domain is None:
-        out.dropped = f"manufacturer {out.manufacturer!r} (header key 0008|0070) fits no domain"
-        return out
+        return out.drop(f"{why} (header key 0008|0070)")
+    size = reader.GetSize()  # (x, y, z) from the header: refuse absurd sizes before decoding
+    check_image_size(int(size[1]), int(size[0]), int(np.prod(size[2:])) if len(size) > 2 else 1, "T2W .mha")
     image = sitk.GetArrayFromImage(reader.Execute()).astype(np.float32)  # (z, y, x)
     mask, why = _mask(study, job)
     if mask is None and why != "negative":

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from preprocessing.core import CaseOutput, Job
-from preprocessing.dicom import Series, Volume, domain_of, files_by_case, group_series, read_headers
+from preprocessing.dicom import Series, Volume, files_by_case, group_series, read_headers, walk_files
+from preprocessing.vendors import match_domain
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,14 @@ class OpenCase:
         self.out.skipped.append((self.job.relpath(path, self.raw_ids), reason))
 
     def drop(self, reason: str) -> CaseOutput:
-        self.out.dropped, self.out.images, self.out.labels = reason, [], []
-        return self.out
+        return self.out.drop(reason)
 
     def set_domain(self, vol_or_series: Volume | Series) -> bool:
-        """Domain from the image series' Manufacturer; False (case dropped) when none fits."""
-        self.out.manufacturer = vol_or_series.manufacturer
-        self.out.domain = domain_of(self.job.spec, vol_or_series.manufacturer)
+        """Domain from the image series' Manufacturer (model recorded too); False (case dropped) when none fits."""
+        self.out.manufacturer, self.out.model = vol_or_series.manufacturer, vol_or_series.model
+        self.out.domain, why = match_domain(self.job.spec, vol_or_series.manufacturer)
         if self.out.domain is None:
-            self.drop(f"manufacturer {vol_or_series.manufacturer!r} fits no domain of {self.job.key}")
+            self.drop(why)
         return self.out.domain is not None
 
 
@@ -52,7 +52,8 @@ def discover_tcia(raw: Path, _options: object = None) -> tuple[list[DicomCase], 
     groups, loose = files_by_case(raw)
     cases = [DicomCase(folder.name, tuple(files)) for folder, files in groups.items()]
     sheets = (".csv", ".xlsx", ".xls", ".json")  # metadata.csv, clinical sheets: read by converters that need them
-    return cases, [(p, "outside any patient folder, not read") for p in loose if p.suffix.lower() not in sheets]
+    skipped = [(p, "outside any patient folder, not read") for p in loose if p.suffix.lower() not in sheets]
+    return cases, skipped + walk_files(raw)[1]
 
 
 def discover_patients(raw: Path, _options: object) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:
@@ -68,7 +69,7 @@ def open_case(case: DicomCase, job: Job, keep: tuple[str, ...] = ()) -> OpenCase
     pids = {str(ds.get("PatientID", "")) for _, ds in good} - {""}
     raw_ids = {case.raw_id, *pids}
     patient = sorted(pids)[0] if len(pids) == 1 else case.raw_id
-    opened = OpenCase(group_series(good), CaseOutput(job.pseudonym(patient)), raw_ids, job)
+    opened = OpenCase(group_series(good), CaseOutput(job.pseudonym(patient), raw_ids=set(raw_ids)), raw_ids, job)
     for path, reason in bad:
         opened.skip(path, reason)
     return opened
@@ -114,10 +115,13 @@ def to_hu(pixels: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(pixels), -1024, 3071).astype(np.int16)
 
 
-def slice_samples(opened: OpenCase, vol: Volume, mask: np.ndarray, side: int) -> CaseOutput:
-    """Every slice of `vol` resized to `side`, labelled 1 iff `mask` (Z, H, W) is set on it."""
+def slice_samples(opened: OpenCase, vol: Volume, mask: np.ndarray, side: int,
+                  skip: set[int] | frozenset[int] = frozenset()) -> CaseOutput:
+    """Every slice of `vol` but those in `skip`, resized to `side`, labelled 1 iff `mask` (Z, H, W) is set on it."""
     out = opened.out
     for k in range(vol.pixels.shape[0]):
+        if k in skip:
+            continue
         out.images.append(to_hu(resize2d(vol.pixels[k], side)))
         out.labels.append(int(mask[k].any()))
     return out

@@ -157,7 +157,7 @@ def test_duke_crop_is_centred_on_the_box_through_the_mapping_sheet(tmp_path_fact
         with h5py.File(root / "out" / key / f"{domain}.h5") as f:
             crop = f["images"][0]
         assert crop.shape == (5, 47, 47) and crop[2, 23, 23] == 999
-    assert "fits no domain" in json.loads(manifest.read_text())["dropped_cases"][0]["reason"]  # MPTronic
+    assert "is software" in json.loads(manifest.read_text())["dropped_cases"][0]["reason"]  # MPTronic
 
 
 def test_picai_ai_fallback_adds_the_study_with_only_an_ai_mask(tmp_path_factory, tmp_path):
