@@ -91,6 +91,9 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the grid (cells done / to run per experiment), "
                    "the resources per trial and a wall-time estimate, then stop")
     p.add_argument("--verbose", action="store_true", help="also print the workers' logs")
+    p.add_argument("--tracker", choices=("mlflow", "wandb", "tensorboard"),
+                   help="also log every trial through Ray Tune's logger callback: mlflow (file store under "
+                   "<results>/_mlflow unless MLFLOW_TRACKING_URI), wandb (offline), tensorboard (<results>/_tune)")
 
 
 def key_values(items: Sequence[str], flag: str) -> list[tuple[str, str]]:
@@ -179,12 +182,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = only_present(study, args.shards)
     shard_root = args.shards or ensure_synthetic(study)
     backend = "local" if args.local else "ray"
+    if args.tracker and args.local:
+        raise ScanshiftError("--tracker works through Ray Tune's callbacks: drop --local")
     if args.dry_run:
         return dry_run(study, shard_root, args.results, backend, args)
     outcome = runner.run_study(study, shard_root, args.results, backend, args.max_failures,
                                tune_storage=args.tune_storage, gpus_per_trial=args.gpus_per_trial,
                                max_concurrent=args.max_concurrent, verbose=2 if args.verbose else 1,
-                               checkpoint_every=args.checkpoint_every)
+                               checkpoint_every=args.checkpoint_every, tracker=args.tracker)
     rows = results.read_results(args.results) if results.done_cells(args.results) else None
     if rows is not None:
         rows = rows[rows["cell_id"].isin(outcome.cell_ids)]

@@ -100,7 +100,7 @@ def plan_study(study: Study, shard_root: str | Path, results_dir: str | Path, ba
 def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, backend: str = "ray",
               max_failures: int = 2, log: Callable[[str], None] = print, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
-              verbose: int = 1, checkpoint_every: int | None = None) -> StudyOutcome:
+              verbose: int = 1, checkpoint_every: int | None = None, tracker: str | None = None) -> StudyOutcome:
     """Run every cell of `study` that has no result yet, holding the results folder's sweep lock."""
     if max_failures < 0:
         raise ScanshiftError(f"max_failures must be >= 0, got {max_failures}")
@@ -117,7 +117,7 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
 
             rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures, tune_storage=tune_storage,
                             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, verbose=verbose, log=log,
-                            checkpoint_every=checkpoint_every)
+                            checkpoint_every=checkpoint_every, tracker=tracker)
             out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
     out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out

@@ -35,6 +35,8 @@ from scanshift_ray.errors import ScanshiftError
 FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("dataset", "domain", "modality", "task", "data_source", "format_version", "content_sha1")
 DATA_SOURCES = ("synthetic", "real")
+IMAGE_DTYPES = ("int16", "uint16", "float32")
+QUICK_CHECK = 64  # images checked for NaN/inf on every read (the whole shard: `verify_content`)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,18 @@ def content_digest(images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarr
     return h.hexdigest()
 
 
+def _finite_check(where: str) -> Callable[[np.ndarray], None]:
+    """An `on_chunk` for `content_digest` that refuses NaN/inf, naming the first bad image."""
+    seen = [0]
+
+    def check(chunk: np.ndarray) -> None:
+        if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+            first = seen[0] + int(np.flatnonzero(~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1))[0])
+            raise ScanshiftError(f"invalid shard {where}: images contain NaN or inf (first at image {first})")
+        seen[0] += len(chunk)
+    return check
+
+
 def _cache_file() -> Path:
     base = os.environ.get("SCANSHIFT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "scanshift-ray")
     return Path(base) / "verified-shards.json"
@@ -115,12 +129,7 @@ def verify_content(path: str | Path, shard: Shard) -> None:
     stored = str(shard.attrs["content_sha1"])
     if _read_cache().get(str(path)) == [st.st_size, st.st_mtime_ns, stored]:
         return
-
-    def finite(chunk: np.ndarray) -> None:
-        if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
-            raise ScanshiftError(f"invalid shard {path}: images contain NaN or inf")
-
-    actual = content_digest(shard.images, shard.labels, shard.patient_ids, on_chunk=finite)
+    actual = content_digest(shard.images, shard.labels, shard.patient_ids, on_chunk=_finite_check(str(path)))
     if actual != stored:
         raise ScanshiftError(f"invalid shard {path}: its content does not match its stored hash (stored "
                              f"{stored[:12]}, bytes {actual[:12]}); the file changed after it was written, "
@@ -130,14 +139,22 @@ def verify_content(path: str | Path, shard: Shard) -> None:
 
 def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
                 attrs: Mapping[str, Any]) -> Path:
-    """Validate and write one shard atomically (temp file in the same folder, then rename)."""
+    """Validate and write one shard atomically (temp file in the same folder, then rename).
+
+    Unlike a read, a write checks every image for NaN/inf: the array is in memory anyway, and the check
+    rides on the pass that computes the content hash.
+
+    Raises:
+        ScanshiftError: the data breaks a shard invariant (one line naming `path`); nothing is written.
+    """
     path = Path(path)
-    labels = np.asarray(labels).astype(np.uint8)
+    images = np.asarray(images)
+    labels = np.asarray(labels)
     patient_ids = np.asarray([str(p) for p in patient_ids], dtype=object)
-    full = {**attrs, "format_version": FORMAT_VERSION,
-            "content_sha1": content_digest(images, labels, patient_ids)}
-    shard = Shard(images, labels, patient_ids, full)
-    validate(shard, str(path))
+    full = {**attrs, "format_version": FORMAT_VERSION, "content_sha1": ""}
+    validate(Shard(images, labels, patient_ids, full), str(path))
+    labels = labels.astype(np.uint8)
+    full["content_sha1"] = content_digest(images, labels, patient_ids, on_chunk=_finite_check(str(path)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -174,7 +191,22 @@ def _mmap_images(path: Path, dset: h5py.Dataset) -> np.ndarray | None:
     offset = dset.id.get_offset()
     if offset is None or dset.chunks is not None or dset.compression is not None:
         return None
+    if offset + dset.dtype.itemsize * dset.size > path.stat().st_size:
+        raise ScanshiftError(f"invalid shard {path}: the file is truncated (images end past its last byte)")
     return np.memmap(path, mode="r", dtype=dset.dtype, shape=dset.shape, offset=offset)
+
+
+def _read_arrays(path: Path, f: h5py.File, mmap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """images, labels and patient ids of an open shard file; a one-line error for a misfit layout."""
+    missing = [k for k in ("images", "labels", "patient_ids") if not isinstance(f.get(k), h5py.Dataset)]
+    if missing:
+        raise ScanshiftError(f"invalid shard {path}: missing dataset(s) {', '.join(missing)}")
+    images = _mmap_images(path, f["images"]) if mmap else None
+    if images is None:
+        images = f["images"][()]
+    if f["patient_ids"].dtype.kind not in "OSU":
+        raise ScanshiftError(f"invalid shard {path}: patient_ids must be strings, got {f['patient_ids'].dtype}")
+    return images, f["labels"][()], np.asarray(f["patient_ids"].asstr()[()], dtype=object)
 
 
 def read_shard(path: str | Path, mmap: bool = True) -> Shard:
@@ -188,17 +220,10 @@ def read_shard(path: str | Path, mmap: bool = True) -> Shard:
         raise ScanshiftError(f"shard not found: {path}")
     try:
         with h5py.File(path, "r") as f:
-            missing = [k for k in ("images", "labels", "patient_ids") if k not in f]
-            if missing:
-                raise ScanshiftError(f"invalid shard {path}: missing dataset(s) {', '.join(missing)}")
-            images = _mmap_images(path, f["images"]) if mmap else None
-            if images is None:
-                images = f["images"][()]
-            labels = f["labels"][()]
-            patient_ids = np.asarray(f["patient_ids"].asstr()[()], dtype=object)
+            images, labels, patient_ids = _read_arrays(path, f, mmap)
             attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
-    except OSError as exc:
-        raise ScanshiftError(f"cannot read shard {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScanshiftError(f"cannot read shard {path}: {' '.join(str(exc).split())}") from None
     shard = Shard(images, labels, patient_ids, attrs)
     validate(shard, str(path))
     return shard
@@ -210,6 +235,8 @@ def validate(shard: Shard, where: str) -> None:
         return ScanshiftError(f"invalid shard {where}: {msg}")
 
     n = shard.images.shape[0] if shard.images.ndim else 0
+    if shard.images.dtype.name not in IMAGE_DTYPES:
+        raise bad(f"images are {shard.images.dtype.name}; a shard holds {', '.join(IMAGE_DTYPES)} images")
     if shard.images.ndim not in (3, 4):
         raise bad(f"images must be (N,H,W) or (N,D,H,W), got shape {shard.images.shape}")
     if n == 0:
@@ -225,9 +252,18 @@ def validate(shard: Shard, where: str) -> None:
         raise bad(f"missing attribute(s) {', '.join(missing)}")
     if shard.attrs["data_source"] not in DATA_SOURCES:
         raise bad(f"data_source must be one of {DATA_SOURCES}")
-    if int(shard.attrs["format_version"]) > FORMAT_VERSION:
-        raise bad(f"format version {shard.attrs['format_version']} is newer than this code ({FORMAT_VERSION})")
-    if shard.images.dtype.kind == "f" and not np.isfinite(shard.images[: min(n, 64)]).all():
+    version = shard.attrs["format_version"]
+    try:
+        newer = int(version) > FORMAT_VERSION
+    except (TypeError, ValueError):
+        raise bad(f"format_version must be a whole number, got {version!r}") from None
+    if newer:
+        raise bad(f"format version {version} is newer than this code ({FORMAT_VERSION})")
+    # Only the first images: this runs on every read of a trial, and a full scan of a multi-GB shard per
+    # trial is too slow. Every image is checked where it is cheap or required: `write_shard` (in memory)
+    # and `verify_content`, which the sweep runs on the whole shard (cached by size and mtime) before any
+    # cell can count as done (`runner.dataset_refs`, `scanshift validate`).
+    if shard.images.dtype.kind == "f" and not np.isfinite(shard.images[: min(n, QUICK_CHECK)]).all():
         raise bad("images contain NaN or inf")
 
 

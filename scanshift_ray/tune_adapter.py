@@ -168,10 +168,50 @@ def check_shared(paths: Sequence[str], probe: Callable[[str], bool] = _probe) ->
                                      "a folder every node mounts (NFS) or an s3:// / gs:// URI")
 
 
+TRACKERS = ("mlflow", "wandb", "tensorboard")
+
+
+def tracker_callbacks(tracker: str | None, results_dir: str) -> list:
+    """Ray Tune's own logger callback for `tracker`, in a mode that needs no server.
+
+    mlflow: a file store under `<results>/_mlflow` unless MLFLOW_TRACKING_URI is set; wandb: offline
+    unless WANDB_MODE says otherwise (sync later with `wandb sync`); tensorboard: event files in each
+    trial's folder under the Tune storage (`tensorboard --logdir <results>/_tune`).
+    """
+    if tracker is None:
+        return []
+    needs = {"mlflow": "mlflow-skinny", "wandb": "wandb", "tensorboard": "tensorboardX"}
+    try:
+        if tracker == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            uri = os.environ.get("MLFLOW_TRACKING_URI")
+            if uri is None:  # the file store: no server; MLflow 3 asks for an explicit opt-in to it
+                uri = Path(results_dir, "_mlflow").resolve().as_uri()
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            return [MLflowLoggerCallback(tracking_uri=uri, experiment_name="scanshift", save_artifact=False)]
+        if tracker == "wandb":
+            import wandb  # noqa: F401
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            os.environ.setdefault("WANDB_MODE", "offline")
+            return [WandbLoggerCallback(project="scanshift", excludes=["rows_json"])]
+        if tracker == "tensorboard":
+            import tensorboardX  # noqa: F401
+            from ray.tune.logger import TBXLoggerCallback
+
+            return [TBXLoggerCallback()]
+    except ImportError:
+        raise ScanshiftError(f"--tracker {tracker} needs the {needs[tracker]} package: pip install "
+                             f"{needs[tracker]}") from None
+    raise ScanshiftError(f"--tracker must be one of {', '.join(TRACKERS)}, got {tracker!r}")
+
+
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
-              log: Callable[[str], None] = print, checkpoint_every: int | None = None) -> RunReport:
+              log: Callable[[str], None] = print, checkpoint_every: int | None = None,
+              tracker: str | None = None) -> RunReport:
     """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
 
     Args:
@@ -184,6 +224,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
             shared (NFS or s3://), as Ray 2.60 no longer syncs trial folders to the head.
         gpus_per_trial, max_concurrent: override the models' GPU shares; cap the trials running at once.
         checkpoint_every: epochs between checkpoints (default: the profile's; 0 none).
+        tracker: also log every trial to mlflow, wandb or tensorboard (`tracker_callbacks`).
     """
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
@@ -201,6 +242,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus,
                                                                    gpus_per_trial)]))
     writer = _ResultWriter(results_dir, len(cells), storage, log)
+    extra = tracker_callbacks(tracker, results_dir)
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([c.to_dict() for c in cells])},
@@ -210,7 +252,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
             name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}",  # one per sweep
             storage_path=storage, failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[writer], verbose=min(verbose, 1), progress_reporter=_reporter()),
+            callbacks=[writer, *extra], verbose=min(verbose, 1), progress_reporter=_reporter()),
     )
     tuner.fit()
     done = results.done_cells(results_dir)

@@ -80,3 +80,34 @@ def test_a_new_sweep_resumes_from_a_killed_sweeps_checkpoint(toy_root, tmp_path,
     assert set(mine["resumed_from_epoch"]) == {1}
     assert mine["auc"].tolist() == [r["auc"] for r in sorted(plain.rows, key=lambda r: r["test_domain"])]
     assert not folder.exists() and not list((res / "_tune").glob("*/*/checkpoint_*"))  # spent, deleted
+
+
+@pytest.mark.slow
+def test_mlflow_tracker_logs_every_trial_to_a_file_store(toy_root, tmp_path, ray_session):
+    mlflow = pytest.importorskip("mlflow")
+    study = Study((restrict(EXPERIMENTS.get("main"), ("xray-chest",), (0,)),), profile="smoke")
+    res = tmp_path / "res"
+    run_study(study, toy_root, res, backend="ray", log=lambda s: None, tracker="mlflow")
+    mlflow.set_tracking_uri((res / "_mlflow").resolve().as_uri())
+    runs = mlflow.search_runs(experiment_names=["scanshift"])
+    assert len(runs) == 2 and "metrics.val_auc" in runs.columns and "metrics.auc_same" in runs.columns
+    assert set(runs["params.cell/dataset"]) == {"xray-chest"}
+    assert len(results.read_results(res)) == 4  # the tracker is beside the ledger, not instead of it
+
+
+def test_a_missing_tracker_package_is_one_line(monkeypatch):
+    import builtins
+
+    from scanshift_ray.errors import ScanshiftError
+    from scanshift_ray.tune_adapter import tracker_callbacks
+
+    real = builtins.__import__
+
+    def no_wandb(name, *args, **kw):
+        if name == "wandb":
+            raise ImportError(name)
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    with pytest.raises(ScanshiftError, match="needs the wandb package"):
+        tracker_callbacks("wandb", "/tmp")
