@@ -56,12 +56,23 @@ def experiment_axis(name: str, sub: pd.DataFrame) -> str | None:
 
 def baseline(main: pd.DataFrame, sub: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Main-experiment rows that are the x = neutral point of `sub`'s curves: same configuration but the axis."""
-    cols = [c for c in config_columns(sub) if c not in ("experiment", *treatment_axes()) and c in main.columns]
+    cols = [c for c in config_columns(sub) if c not in ("experiment", *_curve_axes()) and c in main.columns]
     keys = sub[cols].astype(str).drop_duplicates()
     hit = main[cols].astype(str).merge(keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
     out = main[hit].copy()
     out[axis] = AXES.get(axis).neutral
     return out
+
+
+def _curve_axes() -> list[str]:
+    """Treatment axes and the axes that only apply away from their neutral value (noise options at alpha 0)."""
+    out = treatment_axes()
+
+    def under_treatment(name: str) -> bool:
+        req = AXES.get(name).requires
+        return req is not None and (req in out or under_treatment(req))
+
+    return out + [n for n in AXES.names() if n not in out and under_treatment(n)]
 
 
 def experiment_figures(rows: pd.DataFrame, out: Path, value: str) -> dict[str, Path]:

@@ -130,3 +130,14 @@ def test_metrics_and_bootstrap_from_predictions():
     lidc = table.loc[("ct-lidc", "ge")]
     assert lidc["boot_ci_low"] <= lidc["delta"] <= lidc["boot_ci_high"]
     assert lidc["st_boot_ci_low"] <= lidc["delta_st"] <= lidc["st_boot_ci_high"]
+
+
+def test_curves_start_at_the_matching_main_cells():
+    from scanshift_ray.report import baseline
+
+    main = prepare(_rows()).assign(noise_draw=None, noise_space=None, normalization="image")
+    noise = main.assign(experiment="noise", noise_alpha=3.0, noise_draw="per_batch", noise_space="normalized")
+    base = baseline(main, noise, "noise_alpha")  # noise options do not apply at alpha = 0
+    assert len(base) == len(main) and set(base["noise_alpha"]) == {0.0}
+    other = main.assign(normalization="train")
+    assert baseline(other, noise, "noise_alpha").empty  # another configuration is not the curve's start
