@@ -12,6 +12,11 @@ it in this process and classes the outcome:
     DEFECT     a traceback, a hang (over --timeout seconds), or exit 0 with a wrong output: a raw id in
                an output, a patient missing from both shards and dropped cases, a failed case check,
                or an outcome other than the expected one.
+Cases of the shard validator, the sweep and the results commands (`fault_cases_shards.py`) instead run
+one `scanshift` command line in this process (`scanshift_ray.cli.main`) on damaged shards or results:
+    converted  exit 0
+    refused    exit 2 with one error line on stderr (argparse's usage lines aside) holding the reason
+    DEFECT     a traceback, another exit status, or a class other than the expected one.
 Exit status 1 when any case is a DEFECT.
 """
 
@@ -19,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,7 @@ FIXTURES: dict[str, tuple[Callable[[Path], dict[str, Any]], list[str]]] = {
     "mri-breast": (fixtures_mr_xr.make_duke, []),
     "xray-chest": (fixtures_mr_xr.make_brax, ["size=16"]),
 }
+CLI_GROUPS = ("shards", "sweep", "results")  # the groups of `CliFault` cases
 CLASSES = ("converted", "dropped", "refused", "DEFECT")
 Check = Callable[[dict[str, Any], Path], str | None]  # (manifest, shard folder) -> problem or None
 
@@ -68,9 +75,21 @@ class Fault:
     out_setup: Callable[[Path, Path], None] | None = None  # (raw, out) prepared before the run
 
 
+@dataclass(frozen=True)
+class CliFault:
+    """One damaged input of a `scanshift` command: `setup` builds it under a folder and returns the argv."""
+
+    name: str
+    key: str  # the group of the tally: shards | sweep | results
+    setup: Callable[[Path], list[str]]
+    expect: str  # converted | refused
+    reason: str = ""  # text the error line must contain
+    fast: bool = False
+
+
 @dataclass
 class Outcome:
-    fault: Fault
+    fault: Fault | CliFault
     klass: str
     detail: str = ""
     seconds: float = 0.0
@@ -156,6 +175,54 @@ def run_fault(fault: Fault, tmp: Path, timeout: float) -> Outcome:
     return _judge(Outcome(fault, klass, "", seconds, problems))
 
 
+def _call_cli(argv: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of `scanshift ARGV` run in this process; argparse's exits count as statuses."""
+    import contextlib
+    import io
+
+    from scanshift_ray.cli import main as scanshift
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = scanshift(argv)
+        except SystemExit as exc:  # argparse: --help, bad flag values
+            code = exc.code if isinstance(exc.code, int) else 2
+    return code, err.getvalue()
+
+
+def run_cli_fault(fault: CliFault, tmp: Path, timeout: float) -> Outcome:
+    """Build one damaged input, run its `scanshift` command, class the outcome."""
+    argv = fault.setup(tmp)
+    start = time.perf_counter()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    cache = os.environ.get("SCANSHIFT_CACHE_DIR")
+    os.environ["SCANSHIFT_CACHE_DIR"] = str(tmp / "cache")  # no verified-shard entry of another case
+    try:
+        code, err = _call_cli(argv)
+    except _Timeout:
+        return Outcome(fault, "DEFECT", f"hang: over {timeout:g} s", timeout)
+    except Exception as exc:  # a traceback out of the CLI
+        return Outcome(fault, "DEFECT", f"traceback: {type(exc).__name__}: {exc}"[:200], time.perf_counter() - start)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if cache is None:
+            os.environ.pop("SCANSHIFT_CACHE_DIR", None)
+        else:
+            os.environ["SCANSHIFT_CACHE_DIR"] = cache
+    seconds = time.perf_counter() - start
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("usage:", " "))]
+    if code == 0:
+        return _judge(Outcome(fault, "converted", "", seconds))
+    problems = [] if code == 2 else [f"exit status {code}"]
+    if "Traceback" in err or len(lines) != 1:
+        problems.append(f"{len(lines)} error lines on stderr")
+    if fault.reason and fault.reason not in err:
+        problems.append(f"error lacks {fault.reason!r}")
+    return _judge(Outcome(fault, "refused", " | ".join(lines)[:160], seconds, problems))
+
+
 def _refused(fault: Fault, message: str, out: Path, before: dict[str, bytes], seconds: float) -> Outcome:
     problems = []
     if "\n" in message:
@@ -177,21 +244,26 @@ def _judge(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def all_faults() -> list[Fault]:
-    """Every case of the corpus, CT first."""
+def all_faults() -> list[Fault | CliFault]:
+    """Every case of the corpus: the converters' (CT first), then the shard validator's, sweep's, results'."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # the case modules sit beside this file
     import fault_cases_ct
+    import fault_cases_layout
     import fault_cases_mr_xr
+    import fault_cases_shards
 
-    return [*fault_cases_ct.FAULTS, *fault_cases_mr_xr.FAULTS]
+    return [*fault_cases_ct.FAULTS, *fault_cases_mr_xr.FAULTS, *fault_cases_layout.FAULTS, *fault_cases_shards.FAULTS]
 
 
-def run_corpus(faults: list[Fault], timeout: float = 60.0, verbose: bool = True) -> list[Outcome]:
+def run_corpus(faults: Sequence[Fault | CliFault], timeout: float = 60.0, verbose: bool = True) -> list[Outcome]:
     """Run `faults`, each in its own temporary folder; print one line each when `verbose`."""
     outcomes = []
     for fault in faults:
         with tempfile.TemporaryDirectory(prefix="fault-") as tmp:
-            outcome = run_fault(fault, Path(tmp), timeout)
+            if isinstance(fault, CliFault):
+                outcome = run_cli_fault(fault, Path(tmp), timeout)
+            else:
+                outcome = run_fault(fault, Path(tmp), timeout)
         outcomes.append(outcome)
         if verbose:
             print(f"{outcome.klass:9s} {fault.key:16s} {fault.name:34s} {outcome.seconds:5.1f}s  {outcome.detail}",
@@ -215,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     faults = [f for f in all_faults() if (f.fast or not args.fast) and args.only in f"{f.key} {f.name}"]
     outcomes = run_corpus(faults, args.timeout)
     by_key = Counter((o.fault.key, o.klass) for o in outcomes)
-    for key in FIXTURES:
+    for key in [*FIXTURES, *CLI_GROUPS]:
         print(f"{key:16s} " + ", ".join(f"{k} {by_key.get((key, k), 0)}" for k in CLASSES))
     print(tally(outcomes))
     return 1 if any(o.klass == "DEFECT" for o in outcomes) else 0
 
 
 if __name__ == "__main__":
+    sys.modules["fault_corpus"] = sys.modules[__name__]  # one module, so the case modules' classes are ours
     sys.exit(main())

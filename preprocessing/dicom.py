@@ -14,7 +14,6 @@ col = (p - IPP) . row_dir / PixelSpacing[1] of a slice.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,21 +194,3 @@ def walk_files(raw: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
             path = Path(dirpath) / name
             (files.append(path) if path.is_file() else skipped.append((path, "broken symlink or not a file")))
     return sorted(files), skipped
-
-
-def files_by_case(raw: Path, depth: int = 3) -> tuple[dict[Path, list[Path]], list[Path]]:
-    """Files under `raw` grouped by case folder: the folder `depth` levels above each file.
-
-    TCIA trees are `<patient>/<study>/<series>/<file>` (descriptive and classic names alike), possibly
-    under `manifest-*/<Collection>/`, so the patient folder is 3 levels up. Files too shallow for that
-    (metadata.csv, licences) come back separately.
-    """
-    groups: dict[Path, list[Path]] = defaultdict(list)
-    loose = []
-    for path in walk_files(raw)[0]:
-        rel = path.relative_to(raw)
-        if len(rel.parts) <= depth:
-            loose.append(path)
-        else:
-            groups[path.parents[depth - 1]].append(path)
-    return dict(groups), loose

@@ -170,7 +170,7 @@ def process(case: DicomCase, job: Job) -> CaseOutput:
     """The box-centred post-contrast crop of one Duke patient."""
     opt: BreastOptions = job.options
     opened = open_case(case, job)
-    n = patient_number(case.raw_id)
+    n = patient_number(case.patient_id) or patient_number(case.raw_id)  # the DICOM id first: folders get renamed
     ctx = job.context
     if n is None or n not in ctx["series"] or n not in ctx["boxes"] or n not in ctx["clinical"]:
         return opened.drop(f"patient missing from the mapping ({opt.sequence}), box or clinical sheet")

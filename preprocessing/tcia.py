@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from preprocessing.core import CaseOutput, Job
-from preprocessing.dicom import Series, Volume, files_by_case, group_series, read_headers, walk_files
+from preprocessing.dicom import Series, Volume, group_series, read_headers
+from preprocessing.layout import patient_cases
 from preprocessing.vendors import match_domain
 
 
@@ -18,8 +19,9 @@ from preprocessing.vendors import match_domain
 class DicomCase:
     """One patient folder of a TCIA tree and the files under it."""
 
-    raw_id: str  # the folder name (TCIA names it after the PatientID)
+    raw_id: str  # the patient folder's name (TCIA names it after the PatientID)
     files: tuple[Path, ...]
+    patient_id: str = ""  # the PatientID (0010,0020) that placed the files in this case
 
 
 @dataclass
@@ -48,12 +50,13 @@ class OpenCase:
 
 
 def discover_tcia(raw: Path, _options: object = None) -> tuple[list[DicomCase], list[tuple[Path, str]]]:
-    """Patient folders (3 levels above each file) of a TCIA tree, and the files outside any."""
-    groups, loose = files_by_case(raw)
-    cases = [DicomCase(folder.name, tuple(files)) for folder, files in groups.items()]
+    """Patient folders of a TCIA tree, found by the files' PatientID (`preprocessing.layout`), and the
+    files outside any."""
+    groups, loose, walk_skipped = patient_cases(raw)
+    cases = [DicomCase(folder.name, tuple(files), pid) for (folder, pid), files in groups.items()]
     sheets = (".csv", ".xlsx", ".xls", ".json")  # metadata.csv, clinical sheets: read by converters that need them
     skipped = [(p, "outside any patient folder, not read") for p in loose if p.suffix.lower() not in sheets]
-    return cases, skipped + walk_files(raw)[1]
+    return cases, skipped + walk_skipped
 
 
 def discover_patients(raw: Path, _options: object) -> tuple[list[DicomCase], list[tuple[Path, str]], dict[str, Any]]:

@@ -119,7 +119,8 @@ def _remember(key: str, entry: list) -> None:
 def verify_content(path: str | Path, shard: Shard) -> None:
     """Check a shard's stored `content_sha1` against its bytes, and every image for NaN/inf.
 
-    A verified (size, mtime) is cached per file, so re-runs do not re-hash unchanged shards.
+    A verified (size, mtime, inode, ctime) is cached per file (ctime cannot be set back, unlike mtime),
+    so re-runs do not re-hash unchanged shards.
 
     Raises:
         ScanshiftError: the bytes do not match the stored hash, or an image holds NaN or inf.
@@ -127,14 +128,14 @@ def verify_content(path: str | Path, shard: Shard) -> None:
     path = Path(path).resolve()
     st = path.stat()
     stored = str(shard.attrs["content_sha1"])
-    if _read_cache().get(str(path)) == [st.st_size, st.st_mtime_ns, stored]:
+    if _read_cache().get(str(path)) == [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, stored]:
         return
     actual = content_digest(shard.images, shard.labels, shard.patient_ids, on_chunk=_finite_check(str(path)))
     if actual != stored:
         raise ScanshiftError(f"invalid shard {path}: its content does not match its stored hash (stored "
                              f"{stored[:12]}, bytes {actual[:12]}); the file changed after it was written, "
                              "re-create it")
-    _remember(str(path), [st.st_size, st.st_mtime_ns, stored])
+    _remember(str(path), [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, stored])
 
 
 def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,

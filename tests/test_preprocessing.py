@@ -139,7 +139,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert scanshift_main(["preprocess", "ct-lidc", "--raw", str(tmp_path), "--out", str(tmp_path)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(err) == 4
-    assert "raw directory not found" in err[0] and "no usable ct-hnscc case" in err[1]
+    assert "raw directory not found" in err[0] and "no ct-hnscc case found" in err[1]  # x.txt: no DICOM, no case
     assert "unknown option" in err[2] and "pseudonymisation key" in err[3]
 
 

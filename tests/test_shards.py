@@ -129,3 +129,86 @@ def test_verification_checks_every_image_for_nan(tmp_path, monkeypatch):
         f["images"][100, 0, 0] = np.nan  # past the first 64 images that read-time validation looks at
     with pytest.raises(ScanshiftError, match="NaN or inf"):
         shards.load_domains(tmp_path, DATASETS.get("xray-chest"), verify=True)
+
+
+def _raw_shard(path: Path, images: np.ndarray, labels=None, pids=None, **attrs) -> Path:
+    """A shard written with h5py directly, bypassing the writer's checks (hash left as given)."""
+    n = len(images)
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f["labels"] = np.tile([0, 1], n)[:n].astype(np.uint8) if labels is None else labels
+        f.create_dataset("patient_ids", data=[f"p{i}" for i in range(n)] if pids is None else pids,
+                         dtype=h5py.string_dtype() if pids is None else None)
+        for k, v in {**ATTRS, "manufacturers": "[]", "provenance": "{}", "format_version": 1,
+                     "content_sha1": "0" * 40, **attrs}.items():
+            f.attrs[k] = v
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int8", "int32", "uint8", "bool"])
+def test_writer_and_reader_refuse_other_image_dtypes(tmp_path, dtype):
+    images = np.zeros((4, 8, 8), dtype=dtype)
+    with pytest.raises(ScanshiftError, match=rf"invalid shard {tmp_path / 'x.h5'}: images are {dtype}; "):
+        shards.write_shard(tmp_path / "x.h5", images, [0, 1, 0, 1], list("aabb"), ATTRS)
+    assert not (tmp_path / "x.h5").exists()
+    path = _raw_shard(tmp_path / "raw.h5", images)
+    with pytest.raises(ScanshiftError, match=rf"invalid shard {path}: images are {dtype}; a shard holds int16"):
+        shards.read_shard(path)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "float32"])
+def test_the_allowed_image_dtypes_round_trip(tmp_path, dtype):
+    images = np.arange(4 * 8 * 8).reshape(4, 8, 8).astype(dtype)
+    path = shards.write_shard(tmp_path / "x.h5", images, [0, 1, 0, 1], list("aabb"), ATTRS)
+    back = shards.read_shard(path)
+    assert back.images.dtype == np.dtype(dtype) and np.array_equal(back.images, images)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_writer_checks_every_image_not_only_the_first(tmp_path, bad):
+    images = np.zeros((120, 8, 8), np.float32)
+    images[100, 3, 4] = bad  # past the reader's quick check of the first images
+    with pytest.raises(ScanshiftError, match=r"x\.h5: images contain NaN or inf \(first at image 100\)"):
+        shards.write_shard(tmp_path / "x.h5", images, np.tile([0, 1], 60), [f"p{i}" for i in range(120)], ATTRS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_checks_the_first_images_for_nan(tmp_path):
+    images = np.zeros((4, 8, 8), np.float32)
+    images[2, 0, 0] = np.nan
+    path = _raw_shard(tmp_path / "nan.h5", images)
+    with pytest.raises(ScanshiftError, match=f"invalid shard {path}: images contain NaN or inf"):
+        shards.read_shard(path)
+
+
+def test_reader_names_a_truncated_file(tmp_path):
+    path = _write(tmp_path / "t.h5", n=40)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for mmap in (True, False):
+        with pytest.raises(ScanshiftError, match=f"(invalid|cannot read) shard {path}: ") as info:
+            shards.read_shard(path, mmap=mmap)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, msg", [
+    (dict(pids=np.arange(4)), "patient_ids must be strings, got int64"),
+    (dict(format_version="one"), "format_version must be a whole number, got 'one'"),
+    (dict(format_version=2), "format version 2 is newer"),
+    (dict(data_source="scraped"), "data_source must be one of"),
+    (dict(labels=np.array([0, 1, 2, 1])), "labels must be 0 or 1"),
+])
+def test_reader_refuses_misfit_files_in_one_line(tmp_path, change, msg):
+    path = _raw_shard(tmp_path / "m.h5", np.zeros((4, 8, 8), np.int16), **change)
+    with pytest.raises(ScanshiftError, match=f"invalid shard {path}: {msg}"):
+        shards.read_shard(path)
+
+
+def test_reader_refuses_images_that_are_a_group(tmp_path):
+    path = tmp_path / "g.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("images")
+        f["labels"] = np.zeros(2, np.uint8)
+        f["patient_ids"] = ["a", "b"]
+    with pytest.raises(ScanshiftError, match=f"invalid shard {path}: missing dataset.s. images$"):
+        shards.read_shard(path)
