@@ -2,8 +2,9 @@
 
 Data lives on the device as whole tensors (the datasets of this study fit in memory), so an epoch is
 a loop over index slices with no DataLoader, worker processes or per-sample Python.
-On a GPU, mixed precision (float16 autocast) is on by default; `deterministic` asks torch for
-deterministic kernels (bit-reproducible on the CPU anyway).
+On a GPU, mixed precision is on by default (`amp_dtype`: bfloat16 autocast where the GPU supports it
+natively, else float16 with a GradScaler); the CPU always runs in float32. `deterministic` asks torch
+for deterministic kernels (bit-reproducible on the CPU anyway).
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def amp_dtype(device_type: str, amp: bool = True) -> torch.dtype | None:
+    """The autocast dtype of mixed precision on `device_type`, or None for none (the CPU, or `amp` off).
+
+    bfloat16 on GPUs with native support (compute capability >= 8: A100, H100, ...); it keeps float32's
+    exponent range, so the loss needs no scaling. float16 elsewhere (T4, V100), with a GradScaler. The
+    emulated bfloat16 that `is_bf16_supported()` also reports by default (slow, no cuDNN convolutions on
+    such GPUs) does not count.
+    """
+    if not amp or device_type != "cuda" or not torch.cuda.is_available():
+        return None
+    try:
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch versions without the argument report native support only
+        native = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if native else torch.float16
+
+
 def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> tuple[float, str]:
     """ROC AUC, or (NaN, reason) when it is undefined (one class, or non-finite scores)."""
     classes = np.unique(labels)
@@ -71,8 +89,8 @@ class FitResult:
 
 
 def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, opt: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, gen: torch.Generator, use_amp: bool) -> float:
-    """One pass over (x, y) in shuffled batches; returns the mean loss."""
+                 scaler: torch.amp.GradScaler, gen: torch.Generator, dtype: torch.dtype | None) -> float:
+    """One pass over (x, y) in shuffled batches, autocast to `dtype` (None: none); returns the mean loss."""
     loss_fn, device, total = nn.BCEWithLogitsLoss(), x.device, 0.0
     model.train()
     order = torch.randperm(len(x), generator=gen).to(device)
@@ -81,7 +99,7 @@ def _train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainC
         xb = x[idx]
         if cfg.noise_alpha > 0:
             xb = xb + cfg.noise_alpha * torch.randn(xb.shape, generator=gen).to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(model(xb).float(), y[idx])
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -108,7 +126,8 @@ def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, scaler: 
              gen: torch.Generator) -> tuple[int, list[dict], tuple[float, int, dict]]:
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
+    if state["scaler"]:  # empty when saved without float16 scaling (CPU, bf16): nothing to restore
+        scaler.load_state_dict(state["scaler"])
     gen.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
@@ -130,9 +149,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
-    use_amp = cfg.amp and x.device.type == "cuda"
+    dtype = amp_dtype(x.device.type, cfg.amp)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)  # bfloat16 needs no loss scaling
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     history: list[dict] = []
     best_state: dict[str, torch.Tensor] = {}
@@ -141,9 +160,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
         done, history, (best_auc, best_epoch, best_state) = _restore(resume, model, opt, scaler, gen)
     for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, use_amp)
+        loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, dtype)
         seconds = time.perf_counter() - start
-        with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             auc, note = auc_or_nan(val[1], predict(model, val[0]))
         history.append({"epoch": epoch, "loss": loss, "seconds": seconds, "auc_val": auc, "note_val": note})
         if np.isfinite(auc) and auc > best_auc:

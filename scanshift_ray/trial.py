@@ -188,9 +188,12 @@ def _check_data(cell: Cell, shards: Mapping[str, Shard]) -> None:
 
 def _logits(model: torch.nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
             amp: bool) -> dict[str, np.ndarray]:
-    """Logits (float64, (N,)) of every evaluation set (validation and tests)."""
+    """Logits (float64, (N,)) of every evaluation set (validation and tests), in `training.fit`'s precision."""
+    from scanshift_ray.training import amp_dtype
+
     device = next(model.parameters()).device
-    with torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+    dtype = amp_dtype(device.type, amp)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         return {name: predict(model, x) for name, (x, _) in sets.items()}
 
 
