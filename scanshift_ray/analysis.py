@@ -21,7 +21,7 @@ from scipy import stats as sps
 
 from scanshift_ray import metrics, paper, stats
 from scanshift_ray.datasets import DATASETS
-from scanshift_ray.summary import MODALITY_ORDER, config_columns, table2
+from scanshift_ray.summary import MODALITY_ORDER, as_text, config_columns, table2
 
 MIN_SEEDS = 5  # settings with fewer seeds are flagged
 DEFAULT_RATIO = 0.25  # n_test / n_train of the protocol (1/6 : 2/3) when rows do not record the sizes
@@ -61,7 +61,7 @@ def same_test_comparable(main: pd.DataFrame, dataset: str, train: str) -> str:
     """'' when the models of both training domains share a configuration (but the domain), else what differs."""
     rows = main[main["dataset"] == dataset]
     cols = [c for c in config_columns(rows) if c not in ("train_domain", "experiment", "dataset")]
-    differ = [c for c in cols if rows[c].astype(str).nunique() > 1]
+    differ = [c for c in cols if as_text(rows[[c]])[c].nunique() > 1]
     return ", ".join(differ)
 
 

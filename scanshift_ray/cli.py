@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from scanshift_ray import __version__
 from scanshift_ray.cli_run import add_study_args, cmd_run, csv
@@ -73,16 +73,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     rows = summary.select(report.prepare(results.read_results(args.results)), args.where)
     predictions = None
-    if "cell_id" in rows.columns and (is_uri(args.results) or Path(args.results).is_dir()):
+    root = _results_root(args.results)
+    if "cell_id" in rows.columns and root is not None:
         try:
-            predictions = results.read_predictions(args.results, rows)
+            predictions = results.read_predictions(root, rows)
         except ScanshiftError:
             if args.metric != "auc":
                 raise
             print("note: some cells have no stored predictions; the patient-level bootstrap is left out")
+    elif args.metric != "auc":
+        raise ScanshiftError(f"--metric {args.metric} needs the stored predictions: give the results folder "
+                             f"that holds _predictions/ (not {args.results})")
     paths = report.write_report(rows, args.out, predictions, args.metric)
+    if args.shards:  # the shift atlas beside the tables, from the same shards
+        from scanshift_ray.atlas import write_atlas
+
+        keys = sorted(set(rows["dataset"].astype(str)))
+        paths += write_atlas(args.shards, args.out, profile=args.atlas_profile, datasets=keys)
+        report.link_atlas(args.out)
     print(f"wrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
     return 0
+
+
+def _results_root(path: str) -> str | None:
+    """The results folder holding `_predictions` for `path` (the folder itself or, for an experiment
+    subfolder or one cell file, the folder above), or None when there is none."""
+    if is_uri(path):
+        return path
+    for cand in (Path(path), Path(path).parent, Path(path).parent.parent):
+        if (cand / "_predictions").is_dir():
+            return str(cand)
+    return None
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -107,10 +128,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not is_uri(args.root) and not Path(args.root).is_dir():
         raise ScanshiftError(f"shard root not found: {args.root}")
     found = [k for k in DATASETS.names() if has_any_shard(args.root, DATASETS.get(k))]
+    if not found:
+        raise ScanshiftError(f"no shards under {args.root} (expected <root>/<key>/<domain>.h5 for a key of "
+                             f"{', '.join(DATASETS.names())})")
     for key in found:
         loaded = load_domains(args.root, DATASETS.get(key), verify=True)
         print(f"ok {key}: " + ", ".join(f"{d} {len(s)} images" for d, s in loaded.items()))
     print(f"{len(found)} dataset(s) valid under {args.root}")
+    return 0
+
+
+def cmd_atlas(args: argparse.Namespace) -> int:
+    """Write the shift atlas (example images, histograms, distances per dataset) from shards alone."""
+    from scanshift_ray.atlas import write_atlas
+
+    paths = write_atlas(args.shards, args.out, profile=args.profile, datasets=args.datasets or None,
+                        n_examples=args.examples, seed=args.seed)
+    print(f"wrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
     return 0
 
 
@@ -144,9 +178,16 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return run(args)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line (`prog: error: ...`, exit 2), like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `scanshift` argument parser."""
-    parser = argparse.ArgumentParser(prog="scanshift", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="scanshift", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"scanshift-ray {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a study (same as python sweeps/full_study.py)")
@@ -171,7 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help=where_help)
     rep.add_argument("--metric", default="auc", choices=METRICS.names(),
                      help="metric of the tables and figures (from the stored predictions; default auc)")
+    rep.add_argument("--shards", help="shard root of these results: also write the shift atlas into the report")
+    rep.add_argument("--atlas-profile", default="fast", choices=PROFILES.names(),
+                     help="profile whose input size and normalisation the atlas shows (default fast)")
     rep.set_defaults(func=cmd_report)
+    atl = sub.add_parser("atlas", help="shift atlas from shards alone: example images, histograms, distances")
+    atl.add_argument("shards", help="shard root folder or URI")
+    atl.add_argument("--out", required=True, help="folder for atlas.md, the figures and atlas_distances.csv")
+    atl.add_argument("--profile", default="fast", choices=PROFILES.names(),
+                     help="show images at this profile's input size and normalisation (default fast)")
+    atl.add_argument("--datasets", type=csv, help=f"comma list of {', '.join(DATASETS.names())} (default: all "
+                     "with shards)")
+    atl.add_argument("--examples", type=int, default=4, help="example images per domain and label (default 4)")
+    atl.add_argument("--seed", type=int, default=0, help="which examples and pixels (default 0)")
+    atl.set_defaults(func=cmd_atlas)
     sub.add_parser("models", help="list models and parameter counts").set_defaults(func=cmd_models)
     pre = sub.add_parser("preprocess", help="raw dataset -> shards (same as python -m preprocessing)")
     pre.set_defaults(func=cmd_preprocess)

@@ -16,7 +16,7 @@ import pandas as pd
 from scanshift_ray import analysis, figures
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.study import AXES, EXPERIMENTS
-from scanshift_ray.summary import check_pooling, config_columns, treatment_axes
+from scanshift_ray.summary import as_text, check_pooling, config_columns, treatment_axes
 
 REQUIRED = ("experiment", "dataset", "modality", "train_domain", "test_domain", "seed", "auc")
 FIGURE_NAMES = {"mixing": "fig4_mixing.png", "noise": "fig5_noise.png"}
@@ -55,24 +55,31 @@ def experiment_axis(name: str, sub: pd.DataFrame) -> str | None:
 
 
 def baseline(main: pd.DataFrame, sub: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Main-experiment rows that are the x = neutral point of `sub`'s curves: same configuration but the axis."""
-    cols = [c for c in config_columns(sub) if c not in ("experiment", *_curve_axes()) and c in main.columns]
-    keys = sub[cols].astype(str).drop_duplicates()
-    hit = main[cols].astype(str).merge(keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
-    out = main[hit].copy()
-    out[axis] = AXES.get(axis).neutral
+    """Main-experiment rows that are the x = neutral point of `sub`'s curves: `axis` at its neutral value,
+    every other configuration value equal to the curve's (axes that only apply away from neutral aside),
+    and the curve's seeds only."""
+    neutral = AXES.get(axis).neutral
+    skip = ("experiment", "grid_axes", axis, *_requiring(axis))
+    cols = [c for c in config_columns(sub) if c not in skip and c in main.columns]
+    cand = main[(pd.to_numeric(main[axis], errors="coerce") == neutral) if axis in main.columns else slice(None)]
+    cand = cand[cand["seed"].isin(sub["seed"].unique())]
+    keys = as_text(sub[cols]).drop_duplicates()
+    hit = as_text(cand[cols]).merge(keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    out = cand[hit].copy()
+    out[axis] = neutral
     return out
 
 
-def _curve_axes() -> list[str]:
-    """Treatment axes and the axes that only apply away from their neutral value (noise options at alpha 0)."""
-    out = treatment_axes()
-
-    def under_treatment(name: str) -> bool:
+def _requiring(axis: str) -> list[str]:
+    """Axes that apply only when `axis` is away from its neutral value (directly or through another)."""
+    out: list[str] = []
+    for name in AXES.names():
         req = AXES.get(name).requires
-        return req is not None and (req in out or under_treatment(req))
-
-    return out + [n for n in AXES.names() if n not in out and under_treatment(n)]
+        while req is not None and req != axis:
+            req = AXES.get(req).requires
+        if req == axis:
+            out.append(name)
+    return out
 
 
 def experiment_figures(rows: pd.DataFrame, out: Path, value: str) -> dict[str, Path]:
@@ -177,3 +184,20 @@ def _write_documents(out: Path, doc: list[str], table: pd.DataFrame, summary: pd
             + f"<h2>Figures</h2>{body}</body></html>")
     (out / "report.html").write_text(page)
     return [out / "report.md", out / "report.html"]
+
+
+def link_atlas(out: str | Path) -> None:
+    """Add the shift atlas (written into `out` by `atlas.write_atlas`) to report.md and report.html."""
+    out = Path(out)
+    table = (out / "atlas_distances.csv")
+    if not table.is_file():
+        return
+    section = ("\n## Shift atlas\n\nDistances between the two scanners' images, from the shards alone "
+               "([atlas.md](atlas.md): example images and histograms per dataset).\n\n"
+               + _markdown(pd.read_csv(table)) + "\n")
+    with open(out / "report.md", "a") as md:
+        md.write(section)
+    page = (out / "report.html").read_text()
+    body = (f"<h2>Shift atlas</h2><p><a href='atlas.md'>atlas.md</a>: example images and histograms</p>"
+            f"{pd.read_csv(table).to_html(index=False, float_format=lambda v: f'{v:.3g}')}")
+    (out / "report.html").write_text(page.replace("</body></html>", body + "</body></html>"))

@@ -146,6 +146,7 @@ class Cell:
     options: Any = ()
     profile: str = ""
     shared_patients: str | None = None
+    grid: tuple[str, ...] = ()  # label: the axes the cell's experiment varies (not part of the identity)
 
     def __post_init__(self) -> None:
         raw = self.options.items() if isinstance(self.options, Mapping) else self.options
@@ -155,6 +156,7 @@ class Cell:
             t["input_shape"] = tuple(t["input_shape"])
             t["window"] = tuple(t["window"]) if t["window"] is not None else None
             object.__setattr__(self, "training", Training(**t))
+        object.__setattr__(self, "grid", tuple(self.grid))
         if self.shared_patients is not None and self.shared_patients not in SHARED_PATIENT_POLICIES:
             raise ScanshiftError(f"shared_patients must be one of {', '.join(SHARED_PATIENT_POLICIES)}")
 
@@ -208,7 +210,7 @@ class Cell:
                 "batch_size": t.batch_size, "lr": t.lr, "width": t.width,
                 "input_shape": "x".join(map(str, t.input_shape)),
                 "window": "none" if t.window is None else f"{t.window[0]:g}..{t.window[1]:g}",
-                "shared_patients": self.shared_patients or "none", **axes,
+                "shared_patients": self.shared_patients or "none", "grid_axes": ",".join(self.grid), **axes,
                 "cell_id": self.cell_id, "config_id": self.config_id}
 
     def label(self) -> str:
@@ -307,5 +309,5 @@ def expand(study: Study, data: Mapping[str, DataRef | tuple]) -> list[Cell]:
             for domain, seed, *point in itertools.product(exp.train_domains or spec.domains, exp.seeds, *values):
                 options = {**study.options, **dict(zip(names, point, strict=True))}
                 cells.append(Cell(exp.name, key, domain, seed, study.models.get(key, spec.model), ref.data_id,
-                                  ref.data_source, training, options, study.profile, policy))
+                                  ref.data_source, training, options, study.profile, policy, names))
     return cells

@@ -22,12 +22,27 @@ MODALITY_ORDER = {"CT": 0, "MRI": 1, "X-ray": 2}
 SETTING = ("experiment", "dataset", "train_domain")
 # Resolved cell values that identify a configuration (besides the axes in AXES); see Cell.describe.
 CONFIG_COLUMNS = ("experiment", "dataset", "train_domain", "model", "data_source", "data_id", "protocol_version",
-                  "epochs", "batch_size", "lr", "width", "input_shape", "window", "shared_patients")
+                  "epochs", "batch_size", "lr", "width", "input_shape", "window", "shared_patients", "grid_axes")
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:
     """The configuration columns present in `rows` (results of older versions have fewer)."""
     return [c for c in (*CONFIG_COLUMNS, *AXES.names()) if c in rows.columns]
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values as text for comparing configurations; missing values (NaN, None) become "none"."""
+    return frame.astype(object).where(frame.notna(), "none").astype(str)
+
+
+def grid_axes(rows: pd.DataFrame) -> list[str]:
+    """The axes the experiment of `rows` varies: from the rows' `grid_axes` column, else the registry."""
+    from scanshift_ray.study import EXPERIMENTS
+
+    if "grid_axes" in rows.columns:
+        return sorted({a for v in rows["grid_axes"].dropna().astype(str) for a in v.split(",") if a})
+    names = set(rows["experiment"].astype(str)) if "experiment" in rows.columns else set()
+    return sorted({a for n in names if n in EXPERIMENTS for a in EXPERIMENTS.get(n).axes()})
 
 
 def treatment_axes() -> list[str]:
@@ -42,7 +57,7 @@ def select(rows: pd.DataFrame, where: Sequence[str] = ()) -> pd.DataFrame:
         key, sep, value = item.partition("=")
         if not sep or key not in rows.columns:
             raise ScanshiftError(f"--where takes COLUMN=VALUE with a result column, got {item!r}")
-        col = rows[key].astype(str)
+        col = as_text(rows[[key]])[key]
         hit = col == value
         if not hit.any() and _is_number(value):
             hit = pd.to_numeric(rows[key], errors="coerce") == float(value)
@@ -61,20 +76,23 @@ def _is_number(text: str) -> bool:
 
 
 def check_pooling(rows: pd.DataFrame) -> None:
-    """Raise a one-line ScanshiftError when `rows` would pool different configurations or repeat a seed."""
+    """Raise a one-line ScanshiftError when `rows` would pool different configurations or repeat a seed.
+
+    Within a setting only the axes its experiment varies (`grid_axes`) may take several values.
+    """
     cols = config_columns(rows)
-    fixed = [c for c in cols if c not in (*SETTING, *treatment_axes())]
     keys = [c for c in SETTING if c in rows.columns]
-    text = rows[cols].astype(str)
+    text = as_text(rows[cols])
     for setting, g in text.groupby(keys, sort=False):
-        for col in fixed:
+        varied = grid_axes(rows.loc[g.index])
+        for col in (c for c in cols if c not in (*SETTING, *varied)):
             values = sorted(g[col].unique())
             if len(values) > 1:
                 name = " / ".join(map(str, setting if isinstance(setting, tuple) else (setting,)))
                 raise ScanshiftError(f"results pool {len(values)} configurations of {name} that differ in {col} "
                                      f"({', '.join(values[:4])}); select one with --where {col}={values[0]}")
     key = [*cols, "seed", "test_domain"]
-    full = text.assign(seed=rows["seed"].astype(str), test_domain=rows["test_domain"].astype(str))
+    full = text.assign(seed=as_text(rows[["seed"]])["seed"], test_domain=as_text(rows[["test_domain"]])["test_domain"])
     counts = full.groupby(key, sort=False, dropna=False).size()
     if (counts > 1).any():
         where: dict[str, Any] = dict(zip(key, counts[counts > 1].index[0], strict=True))
@@ -89,8 +107,10 @@ def check_pooling(rows: pd.DataFrame) -> None:
 def table2(rows: pd.DataFrame, experiment: str = "main", value: str = "auc") -> pd.DataFrame:
     """One row per (dataset, train_domain): same/other-scanner `value` mean and std over seeds, and delta.
 
-    std is the sample standard deviation (ddof=1); delta = diff_mean - same_mean. NaN values are
-    counted in `n_nan` and left out of the means, never silently averaged. Callers check pooling first.
+    std is the sample standard deviation (ddof=1); delta is the mean over seeds of the paired difference
+    (other - same, seeds where both are defined), so it is the centre of its own interval; it equals
+    diff_mean - same_mean when no value is NaN. NaN values are counted in `n_nan` and left out of the
+    means, never silently averaged. Callers check pooling first.
     """
     df = rows[rows["experiment"] == experiment]
     if df.empty:
@@ -98,11 +118,16 @@ def table2(rows: pd.DataFrame, experiment: str = "main", value: str = "auc") -> 
                                      "diff_mean", "diff_std", "delta", "n_seeds", "n_nan"])
     out = []
     for (dataset, train), g in df.groupby(["dataset", "train_domain"], sort=False):
-        same, diff = g[g["same_domain"]][value], g[~g["same_domain"]][value]
+        same, diff = g[g["same_domain"]], g[~g["same_domain"]]
+        for part in (same, diff):
+            if part["seed"].duplicated().any():
+                raise ScanshiftError(f"{experiment} / {dataset} / {train}: a seed appears twice; check the results "
+                                     "with scanshift summary (two configurations or two copies of one run)")
+        paired = (diff.set_index("seed")[value] - same.set_index("seed")[value]).dropna()
         out.append({"modality": g["modality"].iloc[0], "dataset": dataset, "train_domain": train,
-                    "same_mean": same.mean(), "same_std": same.std(ddof=1),
-                    "diff_mean": diff.mean(), "diff_std": diff.std(ddof=1),
-                    "delta": diff.mean() - same.mean(), "n_seeds": g["seed"].nunique(),
+                    "same_mean": same[value].mean(), "same_std": same[value].std(ddof=1),
+                    "diff_mean": diff[value].mean(), "diff_std": diff[value].std(ddof=1),
+                    "delta": paired.mean(), "n_seeds": g["seed"].nunique(),
                     "n_nan": int(g[value].isna().sum())})
     table = pd.DataFrame(out)
     order = {k: i for i, k in enumerate(DATASETS.names())}

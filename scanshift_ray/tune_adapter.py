@@ -207,6 +207,24 @@ def tracker_callbacks(tracker: str | None, results_dir: str) -> list:
     raise ScanshiftError(f"--tracker must be one of {', '.join(TRACKERS)}, got {tracker!r}")
 
 
+def _check_cluster_paths(cells: Sequence[Cell], shard_root: str, results_dir: str, storage: str) -> None:
+    """`check_shared` on a marker file in each local results / Tune folder (a path that merely exists on
+    every node, e.g. a local /data on each, is not shared) and on one shard file of the sweep."""
+    markers = []
+    for folder in {p for p in (results_dir, storage) if not is_uri(p)}:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        marker = Path(folder) / f".probe-{uuid.uuid4().hex}"
+        marker.write_text("scanshift-ray: is this folder shared by every node?")
+        markers.append(marker)
+    try:
+        shard = [] if is_uri(shard_root) or not cells else [
+            str(Path(shard_root) / cells[0].dataset / f"{cells[0].train_domain}.h5")]
+        check_shared([*map(str, markers), *shard])
+    finally:
+        for marker in markers:
+            marker.unlink(missing_ok=True)
+
+
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
@@ -233,7 +251,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  configure_logging=False, log_to_driver=verbose > 1)
     storage = tune_storage or f"{results_dir.rstrip('/')}/_tune"
-    check_shared([p for p in (shard_root, results_dir, storage) if not is_uri(p)])
+    _check_cluster_paths(cells, shard_root, results_dir, storage)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     trainable = tune.with_resources(

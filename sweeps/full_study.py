@@ -14,16 +14,15 @@ already in the results folder are skipped.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from scanshift_ray.cli import run_main
+from scanshift_ray.cli import OneLineParser, run_main
 from scanshift_ray.cli_run import add_study_args, cmd_run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the study with the command-line options in `argv`."""
-    parser = argparse.ArgumentParser(prog="full_study", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="full_study", description=__doc__.splitlines()[0])
     add_study_args(parser)
     parser.set_defaults(func=cmd_run)
     return run_main(parser, argv)

@@ -141,3 +141,14 @@ def test_curves_start_at_the_matching_main_cells():
     assert len(base) == len(main) and set(base["noise_alpha"]) == {0.0}
     other = main.assign(normalization="train")
     assert baseline(other, noise, "noise_alpha").empty  # another configuration is not the curve's start
+
+
+def test_a_main_cell_with_noise_is_not_the_zero_noise_point():
+    from scanshift_ray.report import baseline
+
+    main = prepare(_rows()).assign(noise_draw=None, noise_space=None, normalization="image", noise_alpha=1.0)
+    noise = main.assign(experiment="noise", noise_alpha=3.0, noise_draw="per_batch", noise_space="normalized")
+    assert baseline(main, noise, "noise_alpha").empty
+    few = noise[noise["seed"] < 2]
+    main0 = main.assign(noise_alpha=0.0)
+    assert set(baseline(main0, few, "noise_alpha")["seed"]) == {0, 1}  # the curve's seeds only

@@ -146,3 +146,21 @@ def test_every_done_cell_has_predictions_and_any_metric_reports(toy_root, tmp_pa
     again = run_study(_study((0, 1)), toy_root, res, backend="local", log=lambda s: None)
     assert (again.already_done, again.ran) == (3, 1)
     assert len(results.read_results(res)) == 8
+
+
+def test_report_on_an_experiment_folder_finds_the_predictions_and_validate_needs_shards(toy_root, tmp_path,
+                                                                                        capsys):
+    res = tmp_path / "res"
+    run_study(_study((0,)), toy_root, res, backend="local", log=lambda s: None)
+    assert main(["report", str(res / "main"), "--out", str(tmp_path / "rep"), "--metric", "ap"]) == 0
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "no shards under" in capsys.readouterr().err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--max-failures", "-1"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.count("\n") == 0 and "must be a whole number >= 0" in err

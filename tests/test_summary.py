@@ -67,3 +67,25 @@ def test_where_errors_are_one_line():
     with pytest.raises(ScanshiftError, match="no rows; normalization has image"):
         select(_frame(), ["normalization=train"])
     assert len(select(_frame(), ["mix_fraction=0"])) == len(_frame())  # numbers match as numbers
+
+
+def test_main_with_and_without_a_treatment_option_is_refused():
+    both = pd.concat([_frame(), _frame().assign(mix_fraction=0.5)])
+    with pytest.raises(ScanshiftError, match=r"differ in mix_fraction"):
+        check_pooling(both)
+    mixing = both.assign(experiment="mixing", grid_axes="mix_fraction")
+    check_pooling(mixing)  # the mixing experiment varies it
+
+
+def test_old_rows_beside_new_ones_are_refused_in_one_line():
+    old = _frame()
+    new = _frame().assign(protocol_version=2, lr=1e-3)
+    with pytest.raises(ScanshiftError, match="differ in lr|differ in protocol_version"):
+        check_pooling(pd.concat([old, new]))
+
+
+def test_delta_is_the_paired_mean_when_a_value_is_missing():
+    rows = _frame()
+    rows.loc[(rows["dataset"] == "mri-prostate") & (rows["seed"] == 0) & rows["same_domain"], "auc"] = np.nan
+    mri = table2(rows).set_index("dataset").loc["mri-prostate"]
+    assert mri["delta"] == pytest.approx(((0.6 - 0.8) + (0.8 - 0.7)) / 2)  # seeds 1 and 2 only
