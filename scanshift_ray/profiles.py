@@ -65,3 +65,7 @@ PROFILES.add("paper", Profile("paper", epochs=60, batch_size=50, lr=1e-4, width=
 # For tests and smoke runs: the fast pipeline on tiny twins with two epochs.
 PROFILES.add("smoke", Profile("smoke", epochs=2, batch_size=50, lr=1e-3, width=0.25, slice_size=64,
                               crop_hw=32, max_depth=8, synthetic_patients=24, slices_per_patient=3))
+# For the scale benchmark: the whole trial path (shards, splits, model, evaluation, results) without
+# training, so what a benchmark measures is the scheduler's cost per cell.
+PROFILES.add("noop", Profile("noop", epochs=0, batch_size=50, lr=1e-3, width=0.25, slice_size=64,
+                             crop_hw=32, max_depth=8, synthetic_patients=24, slices_per_patient=3))

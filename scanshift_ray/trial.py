@@ -229,8 +229,9 @@ def make_rows(cell: Cell, spec: DatasetSpec, sets: Mapping[str, tuple[torch.Tens
             **cell.describe(), "modality": spec.modality, "test_domain": d, "same_domain": d == cell.train_domain,
             "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch, "auc": best[0],
             "auc_last": auc_or_nan(labels, logits["last"][f"test_{d}"])[0], "auc_note": best[1],
-            "val_auc": fitted.history[fitted.best_epoch - 1]["auc_val"], "n_train": len(sets["train"][1]),
-            "n_val": len(sets["val"][1]), "n_test": len(labels), "n_test_pos": int(labels.sum()),
+            "val_auc": fitted.history[fitted.best_epoch - 1]["auc_val"] if fitted.history else float("nan"),
+            "n_train": len(sets["train"][1]), "n_val": len(sets["val"][1]), "n_test": len(labels),
+            "n_test_pos": int(labels.sum()),
             "code_version": __version__, "hostname": socket.gethostname(), **extra,
         })
     return rows
