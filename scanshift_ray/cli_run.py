@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from scanshift_ray import runner
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.profiles import DETERMINISTIC_ENV, PROFILES
@@ -171,7 +172,7 @@ def _check_models(study: Study) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a study and print its Table-2 summary; exit 1 when cells failed."""
-    from scanshift_ray import results, runner
+    from scanshift_ray import results
     from scanshift_ray.cli import summary_text
 
     study = study_from_args(args)
@@ -196,10 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if (rows["experiment"] == "main").any():
             print("\n" + summary_text(rows))
     if outcome.ran:
-        ideal = outcome.train_seconds / max(outcome.cpus, 1.0)
-        print(f"\nran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall; training time "
-              f"{outcome.train_seconds:.0f} s / {outcome.cpus:.0f} CPUs = {ideal:.0f} s "
-              f"(wall / ideal = {outcome.wall_seconds / max(ideal, 1e-9):.2f})")
+        print("\n" + efficiency_line(outcome))
     for cell_id, err in outcome.failed.items():
         print(f"FAILED {cell_id}: {err}", file=sys.stderr)
     where = args.results if is_uri(args.results) else Path(args.results).resolve()
@@ -207,9 +205,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if outcome.failed else 0
 
 
+def efficiency_line(outcome: runner.StudyOutcome) -> str:
+    """How close the sweep came to the ideal: wall / (sum of the trials' wall seconds / CPUs).
+
+    A trial's wall seconds run from its start to its rows (data preparation, training, evaluation,
+    writing); the ideal is those seconds spread perfectly over the CPUs, so the ratio measures the
+    scheduler's overhead and idle slots, not the trials' own. The training loops' share is beside it.
+    """
+    ideal = outcome.trial_seconds / max(outcome.cpus, 1.0)
+    ratio = outcome.wall_seconds / max(ideal, 1e-9)
+    return (f"ran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall; the trials took "
+            f"{outcome.trial_seconds:.0f} s ({outcome.train_seconds:.0f} s of it in training loops) on "
+            f"{outcome.cpus:.0f} CPUs: ideal {ideal:.0f} s, wall / ideal = {ratio:.2f}")
+
+
 def dry_run(study: Study, shard_root: str, results_dir: str, backend: str, args: argparse.Namespace) -> int:
     """Print what a run would do: the plan, and the resources each kind of trial asks for."""
-    from scanshift_ray import runner
     from scanshift_ray.plan import trial_resources
 
     todo, cells, text = runner.plan_study(study, shard_root, results_dir, backend, args.gpus_per_trial,

@@ -79,7 +79,8 @@ def _remote_list(uri: str, suffix: str) -> list[str]:
 # read the folder as one dataset. Axis columns take their type from the axis registry.
 _INT = ("seed", "protocol_version", "epochs", "batch_size", "best_epoch", "epochs_run", "n_train", "n_val",
         "n_test", "n_test_pos", "n_mixed", "schema_version", "attempts")
-_FLOAT = ("lr", "width", "auc", "auc_last", "val_auc", "train_seconds", "wall_seconds")
+_FLOAT = ("lr", "width", "auc", "auc_last", "val_auc", "train_seconds", "wall_seconds", "prep_seconds", "val_seconds",
+          "eval_seconds")
 _TIME = ("started_at", "finished_at")
 
 
@@ -166,6 +167,11 @@ def write_cell(results: str | Path, rows: list[dict]) -> Path | str:
         else:
             (Path(results) / failure).unlink(missing_ok=True)
     return out
+
+
+def is_done(results: str | Path, experiment: str, cell_id: str) -> bool:
+    """True when the cell's rows file (its ledger entry) is visible at `results` from this machine."""
+    return _exists(results, f"{experiment}/{cell_id}.parquet")
 
 
 def write_output(results: str | Path, rows: list[dict], predictions: pd.DataFrame, curve: pd.DataFrame

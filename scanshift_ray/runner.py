@@ -30,6 +30,7 @@ class StudyOutcome:
     train_seconds: float = 0.0
     cpus: float = 1.0
     cell_ids: frozenset[str] = frozenset()  # every cell of the study, done before or now
+    trial_seconds: float = 0.0  # sum of the finished trials' wall times
 
 
 def dataset_refs(study: Study, shard_root: str | Path) -> dict[str, DataRef]:
@@ -62,7 +63,7 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
     """Run cells one after another in this process (no Ray); failures are recorded, not raised."""
     from scanshift_ray.trial import run_trial
 
-    start, train, failed = time.time(), 0.0, {}
+    start, train, trial, failed = time.time(), 0.0, 0.0, {}
     for i, cell in enumerate(cells, 1):
         try:
             out = run_trial(cell, shards.load_domains(shard_root, DATASETS.get(cell.dataset)))
@@ -72,8 +73,10 @@ def run_local(cells: list[Cell], shard_root: str | Path, results_dir: str | Path
             continue
         results.write_output(results_dir, out.rows, out.predictions, out.curve)
         train += out.rows[0]["train_seconds"]
+        trial += out.rows[0]["wall_seconds"]
         log(plan.progress_line(i, len(cells), time.time() - start, cell.label(), out.rows))
-    return StudyOutcome(len(cells), 0, len(cells) - len(failed), failed, time.time() - start, train, 1.0)
+    return StudyOutcome(len(cells), 0, len(cells) - len(failed), failed, time.time() - start, train, 1.0,
+                        trial_seconds=trial)
 
 
 def visible_resources(backend: str) -> tuple[int, int]:
@@ -118,6 +121,7 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
             rep = run_cells(todo, shard_root, results_dir, max_failures=max_failures, tune_storage=tune_storage,
                             gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, verbose=verbose, log=log,
                             checkpoint_every=checkpoint_every, tracker=tracker)
-            out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus)
+            out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus,
+                               trial_seconds=rep.trial_seconds)
     out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out

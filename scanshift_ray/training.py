@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
+
+from scanshift_ray.metrics import rank_auc
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,12 @@ def amp_dtype(device_type: str, amp: bool = True) -> torch.dtype | None:
 
 
 def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> tuple[float, str]:
-    """ROC AUC, or (NaN, reason) when it is undefined (one class, or non-finite scores)."""
+    """ROC AUC, or (NaN, reason) when it is undefined (one class, or non-finite scores).
+
+    The Mann-Whitney rank sum (`metrics.rank_auc`): the exact rational AUC rounded once, so equal AUCs
+    of two epochs are equal floats (the earliest wins the tie), and about 50x cheaper than sklearn's
+    trapezoid, which differs from it in the last bits (< 1e-15).
+    """
     classes = np.unique(labels)
     if len(labels) == 0:
         return float("nan"), "empty test set"
@@ -68,10 +74,10 @@ def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> tuple[float, str]:
         return float("nan"), f"test set has only class {int(classes[0])}"
     if not np.isfinite(scores).all():
         return float("nan"), "non-finite model outputs"
-    return float(roc_auc_score(labels, scores)), ""
+    return rank_auc(labels, scores), ""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Logits of `model` for every sample of `x` (N, ...), as float64 numpy (N,)."""
     model.eval()
@@ -161,10 +167,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
     for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
         loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, dtype)
-        seconds = time.perf_counter() - start
+        seconds, val_start = time.perf_counter() - start, time.perf_counter()
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             auc, note = auc_or_nan(val[1], predict(model, val[0]))
-        history.append({"epoch": epoch, "loss": loss, "seconds": seconds, "auc_val": auc, "note_val": note})
+        history.append({"epoch": epoch, "loss": loss, "seconds": seconds, "auc_val": auc, "note_val": note,
+                        "val_seconds": time.perf_counter() - val_start})
         if np.isfinite(auc) and auc > best_auc:
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -7,6 +7,9 @@ Order of operations (it matters):
     validation AUC on the training domain -> report test AUC on both domains at that epoch and at
     the last epoch, and keep every validation and test logit of both epochs (`TrialOutput`), so any
     metric can be computed later without retraining.
+
+A cell with `predict` "scanner" (the separability diagnostic) builds its sets in `separability` and
+gives one row, the scanner AUC over both test sets; training and selection are the same.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from scanshift_ray.models import build_model, to_device
 from scanshift_ray.profiles import DETERMINISTIC_ENV
 from scanshift_ray.shards import Shard
 from scanshift_ray.splits import keep_masks, seed_hash, split_digest, split_patients
-from scanshift_ray.study import Cell
+from scanshift_ray.study import BOTH, Cell
 from scanshift_ray.training import FitResult, TrainConfig, auc_or_nan, fit, pick_device, predict
 
 
@@ -82,10 +85,12 @@ def _load(shard: Shard, idx: np.ndarray, shape: tuple[int, ...], window: tuple[f
 class TrialOutput:
     """What a finished trial produces.
 
-    rows: one result row per test domain (resolved cell values, AUCs, counts, timing).
+    rows: one result row per test domain (resolved cell values, AUCs, counts, timing); a scanner cell
+        has one, test_domain "both".
     predictions: one row per (split, domain, epoch, sample): columns cell_id, split ("val" | "test"),
         domain, epoch ("best" | "last"), index (sample index in the domain's shard), patient_id,
-        label, logit (float64, exactly what the AUCs were computed from).
+        label (the disease; for a scanner cell the domain's index in the dataset's domains), logit
+        (float64, exactly what the AUCs were computed from).
     curve: one row per epoch: cell_id, epoch, loss, val_auc, val_note, seconds.
     """
 
@@ -109,7 +114,7 @@ def build_sets(cell: Cell, spec: DatasetSpec, shards: Mapping[str, Shard],
                shape: tuple[int, ...]) -> tuple[dict[str, tuple[torch.Tensor, np.ndarray]], dict]:
     """Normalised tensors of train / val / test_<domain> with labels, plus split metadata.
 
-    The metadata holds, per evaluation set, (domain, shard indices) under "index".
+    The metadata holds, per evaluation set, its [(domain, shard indices)] parts under "index".
     """
     src, tgt = cell.train_domain, spec.other_domain(cell.train_domain)
     splits = domain_splits(cell, spec, shards)
@@ -134,7 +139,7 @@ def build_sets(cell: Cell, spec: DatasetSpec, shards: Mapping[str, Shard],
         idx = splits[d][part]
         x = _load(shards[d], idx, shape, window)
         sets[name] = (zscore(x, norm, stats), shards[d].labels[idx])
-        index[name] = (d, idx)
+        index[name] = [(d, idx)]
     split_id = "|".join(split_digest(shards[d].patient_ids, splits[d]) for d in spec.domains)
     return sets, {"n_mixed": len(mixed), "split_id": split_id, "index": index}
 
@@ -156,7 +161,13 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     spec, t = DATASETS.get(cell.dataset), cell.training
     _check_data(cell, shards)
     dev = pick_device(device)
-    sets, meta = build_sets(cell, spec, shards, t.input_shape)
+    if cell.option("predict") == "scanner":
+        from scanshift_ray.separability import build_scanner_sets  # it builds on this module
+
+        sets, meta = build_scanner_sets(cell, spec, shards, t.input_shape)
+    else:
+        sets, meta = build_sets(cell, spec, shards, t.input_shape)
+    prep_seconds = time.perf_counter() - start
     torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
     model = to_device(build_model(cell.model, t.input_shape, t.width), dev)
     on_dev = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
@@ -166,10 +177,13 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
                       noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1",
                       checkpoint_every=checkpoint_every)
     fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), on_dev["val"], cfg, on_epoch, resume)
+    eval_start = time.perf_counter()
     logits = {"last": _logits(model, on_dev, cfg.amp)}
     model.load_state_dict(fitted.best_state)
     logits["best"] = _logits(model, on_dev, cfg.amp)
     timing = {"device": str(dev), "train_seconds": sum(h["seconds"] for h in fitted.history),
+              "prep_seconds": prep_seconds, "val_seconds": sum(h.get("val_seconds", 0.0) for h in fitted.history),
+              "eval_seconds": time.perf_counter() - eval_start,
               "resumed_from_epoch": int(resume["epoch"]) if resume else 0,
               "wall_seconds": time.perf_counter() - start, "started_at": started_at, "finished_at": time.time()}
     index = meta.pop("index")
@@ -198,17 +212,21 @@ def _logits(model: torch.nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.nd
 
 
 def _predictions(cell: Cell, shards: Mapping[str, Shard], sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
-                 index: Mapping[str, tuple[str, np.ndarray]], logits: Mapping[str, Mapping[str, np.ndarray]]
+                 index: Mapping[str, list[tuple[str, np.ndarray]]], logits: Mapping[str, Mapping[str, np.ndarray]]
                  ) -> pd.DataFrame:
     parts = []
     for epoch, by_set in logits.items():
         for name, scores in by_set.items():
-            domain, idx = index[name]
-            parts.append(pd.DataFrame({
-                "cell_id": cell.cell_id, "split": "val" if name == "val" else "test", "domain": domain,
-                "epoch": epoch, "index": idx.astype(np.int64),
-                "patient_id": np.asarray(shards[domain].patient_ids)[idx].astype(str),
-                "label": np.asarray(sets[name][1]).astype(np.uint8), "logit": scores.astype(np.float64)}))
+            start = 0
+            for domain, idx in index[name]:  # a set's samples are its parts' in order
+                end = start + len(idx)
+                parts.append(pd.DataFrame({
+                    "cell_id": cell.cell_id, "split": "val" if name == "val" else "test", "domain": domain,
+                    "epoch": epoch, "index": idx.astype(np.int64),
+                    "patient_id": np.asarray(shards[domain].patient_ids)[idx].astype(str),
+                    "label": np.asarray(sets[name][1][start:end]).astype(np.uint8),
+                    "logit": scores[start:end].astype(np.float64)}))
+                start = end
     return pd.concat(parts, ignore_index=True)
 
 
@@ -217,18 +235,30 @@ def _curve(cell: Cell, fitted: FitResult) -> pd.DataFrame:
                           "val_note": h["note_val"], "seconds": h["seconds"]} for h in fitted.history])
 
 
+def evaluations(cell: Cell, spec: DatasetSpec) -> list[tuple[str, list[str], bool]]:
+    """The rows a trial reports: (test_domain, test sets pooled for it, same_domain).
+
+    One per test domain; a scanner cell has one over both test sets (test_domain "both", same_domain
+    False: its model is trained on both domains, so no test set is the "other scanner" either).
+    """
+    if cell.option("predict") == "scanner":
+        return [(BOTH, [f"test_{d}" for d in spec.domains], False)]
+    return [(d, [f"test_{d}"], d == cell.train_domain) for d in spec.domains]
+
+
 def make_rows(cell: Cell, spec: DatasetSpec, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
               fitted: FitResult, logits: Mapping[str, Mapping[str, np.ndarray]], extra: dict) -> list[dict]:
-    """The long-form result rows of a finished trial, one per test domain: the cell's resolved values
-    (`Cell.describe`) plus the outcome."""
+    """The long-form result rows of a finished trial, one per `evaluations` entry: the cell's resolved
+    values (`Cell.describe`) plus the outcome."""
     rows = []
-    for d in spec.domains:
-        labels = sets[f"test_{d}"][1]
-        best = auc_or_nan(labels, logits["best"][f"test_{d}"])
+    for test_domain, names, same in evaluations(cell, spec):
+        labels = np.concatenate([sets[n][1] for n in names])
+        best = auc_or_nan(labels, np.concatenate([logits["best"][n] for n in names]))
         rows.append({
-            **cell.describe(), "modality": spec.modality, "test_domain": d, "same_domain": d == cell.train_domain,
+            **cell.describe(), "modality": spec.modality, "test_domain": test_domain, "same_domain": same,
             "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch, "auc": best[0],
-            "auc_last": auc_or_nan(labels, logits["last"][f"test_{d}"])[0], "auc_note": best[1],
+            "auc_last": auc_or_nan(labels, np.concatenate([logits["last"][n] for n in names]))[0],
+            "auc_note": best[1],
             "val_auc": fitted.history[fitted.best_epoch - 1]["auc_val"] if fitted.history else float("nan"),
             "n_train": len(sets["train"][1]), "n_val": len(sets["val"][1]), "n_test": len(labels),
             "n_test_pos": int(labels.sum()),

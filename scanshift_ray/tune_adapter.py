@@ -12,7 +12,6 @@ Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -41,32 +40,60 @@ class RunReport:
     finished: int
     failed: dict[str, str]  # cell_id -> error
     wall_seconds: float
-    train_seconds: float  # sum over finished trials
+    train_seconds: float  # sum over finished trials of their training loops
     cpus: float
+    trial_seconds: float = 0.0  # sum over finished trials of their whole wall time
 
 
 def _trainable(config: dict[str, Any], shard_root: str, results_dir: str, storage: str,
                checkpoint_every: int | None) -> None:
-    import tempfile
-
+    """One Tune trial = one cell: train, write its predictions and rows (the rows commit the cell), and
+    report only small numbers, so Tune's experiment state does not grow with what a cell stores."""
     import torch
 
-    from scanshift_ray import checkpoints
     from scanshift_ray.trial import run_trial
 
     cell = Cell.from_dict(config["cell"])
+    if results.is_done(results_dir, cell.experiment, cell.cell_id):  # a retry after its rows were written
+        tune.report({"cell_done": 1, "already_written": 1})
+        return
     torch.set_num_threads(max(1, int(tune.get_context().get_trial_resources().required_resources
                                       .get("CPU", 1))))
     shards = load_domains(shard_root, DATASETS.get(cell.dataset))
-    resume = None
-    ckpt = tune.get_checkpoint()  # set when Tune retries this trial (e.g. after a lost node)
+    every = checkpoint_every
+    if every is None:
+        every = PROFILES.get(cell.profile).checkpoint_every if cell.profile in PROFILES else 0
+    out = run_trial(cell, shards, on_epoch=_progress(cell), resume=_resume_state(cell, storage),
+                    checkpoint_every=every)
+    placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
+    rows = [{**r, **placement} for r in out.rows]
+    results.write_output(results_dir, rows, out.predictions, out.curve)
+    same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
+    tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "cell_done": 1,
+                 "trial_wall_seconds": rows[0]["wall_seconds"], "train_seconds": rows[0]["train_seconds"]})
+
+
+def _resume_state(cell: Cell, storage: str) -> dict | None:
+    """The training state to resume: Tune's checkpoint of this trial (a retry, e.g. after a lost node),
+    else the newest one an earlier sweep left for this cell (a killed driver), else None."""
+    from scanshift_ray import checkpoints
+
+    ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as folder:
-            resume = checkpoints.load(folder, cell.cell_id)
-    if resume is None and not is_uri(storage):  # a killed driver: an earlier sweep's checkpoint of this cell
-        resume = checkpoints.find_latest(storage, cell.cell_id)
+            state = checkpoints.load(folder, cell.cell_id)
+            if state is not None:
+                return state
+    return None if is_uri(storage) else checkpoints.find_latest(storage, cell.cell_id)
 
-    def progress(rec: dict, state: dict | None) -> None:
+
+def _progress(cell: Cell) -> Callable[[dict, dict | None], None]:
+    """Per-epoch progress to Tune; with a training state, also a Tune checkpoint of it."""
+    import tempfile
+
+    from scanshift_ray import checkpoints
+
+    def report(rec: dict, state: dict | None) -> None:
         metrics = {"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]}
         if state is None:
             tune.report(metrics)
@@ -74,24 +101,16 @@ def _trainable(config: dict[str, Any], shard_root: str, results_dir: str, storag
         with tempfile.TemporaryDirectory() as folder:
             checkpoints.save(folder, cell.cell_id, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
-    every = checkpoint_every
-    if every is None:
-        every = PROFILES.get(cell.profile).checkpoint_every if cell.profile in PROFILES else 0
-    out = run_trial(cell, shards, on_epoch=progress, resume=resume, checkpoint_every=every)
-    results.write_details(results_dir, cell.experiment, cell.cell_id, out.predictions, out.curve)
-    placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
-    rows = [{**r, **placement} for r in out.rows]
-    same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
-    tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "rows_json": json.dumps(rows)})
+    return report
 
 
 class _ResultWriter(tune.Callback):
-    """Driver-side: persists each finished cell at once, records cells that failed for good, prints an ETA."""
+    """Driver-side bookkeeping: checks each finished cell is visible here, records cells that failed for
+    good, deletes spent checkpoints, prints progress with an ETA."""
 
     def __init__(self, results_dir: str, total: int, storage: str, log: Callable[[str], None] = print) -> None:
         self.results_dir, self.total, self.storage, self.log = results_dir, total, storage, log
-        self.train_seconds = 0.0
+        self.train_seconds = self.trial_seconds = 0.0
         self.finished = 0
         self.start = time.time()
 
@@ -102,26 +121,27 @@ class _ResultWriter(tune.Callback):
         self.__dict__.update({**state, "log": state.get("log") or print})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if "rows_json" in result:
-            rows = json.loads(result["rows_json"])
-            if not results.has_details(self.results_dir, rows[0]["experiment"], rows[0]["cell_id"]):
-                cell = {**Cell.from_dict(trial.config["cell"]).to_dict(), "cell_id": rows[0]["cell_id"]}
-                results.record_failure(self.results_dir, cell, (
-                    f"the predictions written on node {rows[0]['node_ip']} are not visible to the driver at "
-                    f"{self.results_dir}: use a results folder all nodes share (NFS) or an s3:// / gs:// URI"))
-                return
-            results.write_cell(self.results_dir, rows)
-            self.train_seconds += float(rows[0]["train_seconds"])
-            self.finished += 1
-            self.log(progress_line(self.finished, self.total, time.time() - self.start,
-                                   Cell.from_dict(trial.config["cell"]).label(), rows))
+        if "cell_done" not in result:
+            return
+        cell = Cell.from_dict(trial.config["cell"])
+        if not results.is_done(self.results_dir, cell.experiment, cell.cell_id):
+            results.record_failure(self.results_dir, {**cell.to_dict(), "cell_id": cell.cell_id}, (
+                f"the rows written on node {result.get('node_ip', '?')} are not visible to the driver at "
+                f"{self.results_dir}: use a results folder all nodes share (NFS) or an s3:// / gs:// URI"))
+            return
+        self.finished += 1
+        self.train_seconds += float(result.get("train_seconds", 0.0))
+        self.trial_seconds += float(result.get("trial_wall_seconds", 0.0))
+        aucs = [{"test_domain": "same", "auc": result.get("auc_same", float("nan"))},
+                {"test_domain": "other", "auc": result.get("auc_other", float("nan"))}]
+        self.log(progress_line(self.finished, self.total, time.time() - self.start, cell.label(), aucs))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from scanshift_ray import checkpoints
 
         cell_id = Cell.from_dict(trial.config["cell"]).cell_id
-        if not is_uri(self.storage) and results.has_details(self.results_dir, trial.config["cell"]["experiment"],
-                                                            cell_id):
+        if not is_uri(self.storage) and results.is_done(self.results_dir, trial.config["cell"]["experiment"],
+                                                        cell_id):
             checkpoints.delete_for(self.storage, cell_id)  # the result is written: the checkpoints are spent
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -169,6 +189,7 @@ def check_shared(paths: Sequence[str], probe: Callable[[str], bool] = _probe) ->
 
 
 TRACKERS = ("mlflow", "wandb", "tensorboard")
+WAVE_SIZE = 1000  # trials per Tune run (see run_cells)
 
 
 def tracker_callbacks(tracker: str | None, results_dir: str) -> list:
@@ -195,7 +216,7 @@ def tracker_callbacks(tracker: str | None, results_dir: str) -> list:
             from ray.air.integrations.wandb import WandbLoggerCallback
 
             os.environ.setdefault("WANDB_MODE", "offline")
-            return [WandbLoggerCallback(project="scanshift", excludes=["rows_json"])]
+            return [WandbLoggerCallback(project="scanshift")]
         if tracker == "tensorboard":
             import tensorboardX  # noqa: F401
             from ray.tune.logger import TBXLoggerCallback
@@ -229,13 +250,14 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
               log: Callable[[str], None] = print, checkpoint_every: int | None = None,
-              tracker: str | None = None) -> RunReport:
-    """Run `cells` with Ray Tune (starting a local Ray unless one is reachable) and persist their rows.
+              tracker: str | None = None, wave_size: int = WAVE_SIZE) -> RunReport:
+    """Run `cells` with Ray Tune (starting a local Ray unless one is reachable); each trial writes its rows.
 
     Args:
         cells: the cells still to run.
         shard_root: folder or URI holding `<key>/<domain>.h5`; must be reachable from every node.
-        results_dir: folder or URI where the driver writes the rows.
+        results_dir: folder or URI where the trials write predictions and rows; on several nodes it
+            must be shared (checked before any trial).
         max_failures: Tune retries per trial before it is recorded as failed (>= 0).
         verbose: 0 quiet, 1 the progress table, 2 also the workers' logs.
         tune_storage: Tune's storage_path (default `<results>/_tune`); on several nodes it must be
@@ -243,6 +265,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         gpus_per_trial, max_concurrent: override the models' GPU shares; cap the trials running at once.
         checkpoint_every: epochs between checkpoints (default: the profile's; 0 none).
         tracker: also log every trial to mlflow, wandb or tensorboard (`tracker_callbacks`).
+        wave_size: at most this many trials per Tune run; a larger grid runs as consecutive waves, so the
+            driver's cost per cell and Tune's state stay flat however large the grid is.
     """
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
@@ -260,23 +284,24 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
         lambda config: tune.PlacementGroupFactory([trial_resources(Cell.from_dict(config["cell"]), gpus,
                                                                    gpus_per_trial)]))
     writer = _ResultWriter(results_dir, len(cells), storage, log)
-    extra = tracker_callbacks(tracker, results_dir)
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"cell": tune.grid_search([c.to_dict() for c in cells])},
-        tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_dirname, max_concurrent_trials=max_concurrent),
-        run_config=tune.RunConfig(
-            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}",  # one per sweep
-            storage_path=storage, failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[writer, *extra], verbose=min(verbose, 1), progress_reporter=_reporter()),
-    )
-    tuner.fit()
+    callbacks = [writer, *tracker_callbacks(tracker, results_dir)]
+    name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # one per sweep
+    for i in range(0, len(cells), max(1, wave_size)):
+        tune.Tuner(
+            trainable,
+            param_space={"cell": tune.grid_search([c.to_dict() for c in cells[i:i + wave_size]])},
+            tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_dirname, max_concurrent_trials=max_concurrent),
+            run_config=tune.RunConfig(
+                name=f"{name}-w{i // max(1, wave_size)}", storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=callbacks, verbose=min(verbose, 1), progress_reporter=_reporter()),
+        ).fit()
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}
     failed = {k: v for k, v in results.failed_cells(results_dir).items() if k in ids and k not in done}
-    return RunReport(writer.finished, failed, time.time() - start, writer.train_seconds, cpus)
+    return RunReport(writer.finished, failed, time.time() - start, writer.train_seconds, cpus, writer.trial_seconds)
 
 
 def _reporter() -> tune.ProgressReporter:
