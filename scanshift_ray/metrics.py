@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
-from scipy.stats import rankdata
 
 from scanshift_ray.registry import Registry
 
@@ -60,13 +58,27 @@ def _counts_at_or_above(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) ->
     return tp, fp
 
 
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of `scores`, ties sharing their average rank (scipy's rankdata "average"), in numpy
+    alone: scipy.stats costs a Ray worker about 0.35 s to import, once per trial process."""
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    x = np.asarray(logits, dtype=np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC by the Mann-Whitney rank sum (average ranks, so ties count 1/2); NaN when undefined."""
     y, s = _as_arrays(labels, scores)
     if not _usable(y, s):
         return NAN
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    rank_sum = float(rankdata(s)[y].sum())  # average ranks, 1-based
+    rank_sum = float(average_ranks(s)[y].sum())
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
@@ -123,7 +135,7 @@ def brier(labels: np.ndarray, logits: np.ndarray) -> float:
     y, s = _as_arrays(labels, logits)
     if not _usable(y, s, both_classes=False):
         return NAN
-    return float(np.mean((expit(s) - y) ** 2))
+    return float(np.mean((sigmoid(s) - y) ** 2))
 
 
 def _test_only(fn: Callable[[np.ndarray, np.ndarray], float]) -> MetricFn:

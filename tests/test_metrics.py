@@ -107,3 +107,16 @@ def test_expected_metrics_are_registered_and_unknown_is_a_user_error():
     assert {n: METRICS.get(n).uses_validation for n in expected} == expected
     with pytest.raises(ScanshiftError, match="unknown metric"):
         compute("nope", np.array([0, 1]), np.array([0.0, 1.0]), EMPTY, EMPTY)
+
+
+def test_numpy_ranks_and_sigmoid_equal_scipys():
+    from scipy.special import expit
+    from scipy.stats import rankdata
+
+    from scanshift_ray.metrics import average_ranks, sigmoid
+
+    rng = np.random.default_rng(3)
+    s = np.round(rng.normal(size=500), 1)  # many ties
+    assert np.array_equal(average_ranks(s), rankdata(s))
+    x = np.array([-800.0, -30.0, -1.0, 0.0, 2.5, 40.0, 800.0])
+    assert np.allclose(sigmoid(x), expit(x), rtol=1e-15, atol=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import DenseNet, densenet121
 
 from scanshift_ray.models import Squeeze, register, scaled
 
@@ -19,6 +18,10 @@ def densenet121_1ch(input_shape: tuple[int, ...], width: float) -> nn.Module:
     """DenseNet-121 (width 1) or a scaled-down DenseNet (width < 1) for 2D inputs (H, W)."""
     if len(input_shape) != 2 or min(input_shape) < 32:
         raise ValueError(f"densenet121 needs 2D inputs of at least 32 x 32, got {input_shape}")
+    # torchvision is imported here, not at the top: importing it loads every torchvision model (~1 s),
+    # which every Ray worker would pay at start-up even for trials of other models.
+    from torchvision.models import DenseNet, densenet121
+
     if width >= 1.0:
         net = densenet121(weights=None, num_classes=1)
     else:
