@@ -11,6 +11,9 @@ Per setting (dataset, training domain) of the main experiment:
   the same test split). It removes how hard each domain's test set is from the comparison.
 - boot_*: a patient-level (cluster) bootstrap of the same means from the stored predictions, i.e. the
   uncertainty of the test sets alone with the trained models held fixed (AUC only).
+
+Beside Table 2, the separability diagnostic (rows with `predict` "scanner"): per dataset the scanner
+AUC with its corrected interval, and over the settings the Spearman r of delta against it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from scipy import stats as sps
 
 from scanshift_ray import metrics, paper, stats
 from scanshift_ray.datasets import DATASETS
+from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.summary import MODALITY_ORDER, as_text, config_columns, table2
 
 MIN_SEEDS = 5  # settings with fewer seeds are flagged
 DEFAULT_RATIO = 0.25  # n_test / n_train of the protocol (1/6 : 2/3) when rows do not record the sizes
+NAN = float("nan")
 
 
 def test_train_ratio(rows: pd.DataFrame) -> float:
@@ -193,3 +198,92 @@ def data_statement(rows: pd.DataFrame) -> str:
                 "paper's numbers" if sources == {"synthetic"} else f"of source {others}")
         return f"No number in this report was computed on real data: the data are {what}."
     return f"Only the rows of {', '.join(sorted(by['real']))} were computed on real data; the others are {others}."
+
+
+def scanner_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of scanner-prediction cells (the separability diagnostic), of one experiment only.
+
+    Raises:
+        ScanshiftError: scanner rows of two experiments, which would pool two diagnostics silently.
+    """
+    if "predict" not in rows.columns:
+        return rows.iloc[0:0]
+    sep = rows[rows["predict"].astype(str) == "scanner"]
+    names = sorted(sep["experiment"].astype(str).unique())
+    if len(names) > 1:
+        raise ScanshiftError(f"scanner-prediction rows of {len(names)} experiments ({', '.join(names)}); select one "
+                             f"with --where experiment={names[0]}")
+    return sep
+
+
+def separability_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the mean scanner AUC over seeds, its std and a 95 % CI (empty without scanner rows).
+
+    The CI is the corrected resampled t interval of Table 2 (`stats.corrected_t` on the seeds' AUCs
+    themselves, i.e. on their deviations from 0): the seeds re-split one cohort, so their AUCs are
+    positively correlated and a plain t interval would be too narrow. The ratio n_test / n_train is the
+    rows' own. With 3 seeds the interval has 2 degrees of freedom and is wide; it is clipped to [0, 1].
+    """
+    sep = scanner_rows(rows)
+    out = []
+    for dataset, g in sep.groupby("dataset", sort=False):
+        ratio = float((g["n_test"] / g["n_train"]).mean()) if {"n_test", "n_train"} <= set(g.columns) \
+            else DEFAULT_RATIO
+        t = stats.corrected_t(g["auc"].to_numpy(dtype=float), ratio)
+        out.append({"modality": g["modality"].iloc[0], "dataset": dataset, "scanner_auc": t["mean"],
+                    "scanner_auc_std": g["auc"].std(ddof=1), "ci_low": max(t["ci_low"], 0.0),
+                    "ci_high": min(t["ci_high"], 1.0), "n_seeds": g["seed"].nunique(),
+                    "n_nan": int(g["auc"].isna().sum())})
+    frame = pd.DataFrame(out, columns=["modality", "dataset", "scanner_auc", "scanner_auc_std", "ci_low", "ci_high",
+                                       "n_seeds", "n_nan"])
+    order = {k: i for i, k in enumerate(DATASETS.names())}
+    return frame.sort_values("dataset", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def shift_vs_separability(table: pd.DataFrame, separability: pd.DataFrame) -> pd.DataFrame:
+    """Every Table-2 setting with its dataset's scanner AUC: dataset, train_domain, scanner_auc, delta, delta_st.
+
+    Settings whose dataset has no scanner AUC are left out.
+    """
+    cols = ["dataset", "train_domain", "delta", *(["delta_st"] if "delta_st" in table.columns else [])]
+    merged = table[cols].merge(separability[["dataset", "scanner_auc"]], on="dataset", how="inner")
+    return merged.dropna(subset=["scanner_auc"]).reset_index(drop=True)
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int = 2000, level: float = 0.95,
+                seed: int = 0) -> dict:
+    """Spearman r of (x, y) with a percentile bootstrap CI that resamples whole `groups` (datasets).
+
+    The points are not independent (the two settings of a dataset share its x), so the unit resampled
+    is the group, not the point; a Fisher-z interval would treat 14 points as 14 independent ones. With
+    7 groups the bootstrap distribution is coarse and a percentile interval tends to be too narrow: read
+    it as rough. Resamples with constant x or y (r undefined) are left out. Keys: r, ci_low, ci_high,
+    n_points, n_groups, n_boot (resamples used). NaN pairs are dropped first; r and CI are NaN with
+    fewer than 3 points or 3 groups.
+    """
+    x, y, g = (np.asarray(v) for v in (x, y, groups))
+    ok = np.isfinite(x.astype(float)) & np.isfinite(y.astype(float))
+    x, y, g = x[ok].astype(float), y[ok].astype(float), g[ok]
+    labels = np.unique(g)
+    out = {"r": NAN, "ci_low": NAN, "ci_high": NAN, "n_points": len(x), "n_groups": len(labels), "n_boot": 0}
+    if len(x) < 3 or len(labels) < 3:
+        return out
+    out["r"] = _spearman(x, y)
+    members = [np.flatnonzero(g == lab) for lab in labels]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(labels), len(labels))])
+        draws.append(_spearman(x[idx], y[idx]))
+    rs = np.asarray(draws)
+    rs = rs[np.isfinite(rs)]
+    if len(rs):
+        alpha = (1 - level) / 2
+        out.update(ci_low=float(np.quantile(rs, alpha)), ci_high=float(np.quantile(rs, 1 - alpha)), n_boot=len(rs))
+    return out
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return NAN
+    return float(sps.spearmanr(x, y).statistic)

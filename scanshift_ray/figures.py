@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg backend): paper Figs. 2-5 from result rows."""
+"""The report's figures (matplotlib, Agg backend): paper Figs. 2-5 from result rows, and Fig. 6
+(shift against scanner separability, beyond the paper)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,34 @@ def curves(rows: pd.DataFrame, baseline: pd.DataFrame, x_col: str, xlabel: str, 
     for ax in axes.flat[len(keys):]:
         ax.axis("off")
     return _save(fig, path)
+
+
+def separability(points: pd.DataFrame, path: Path, corr: dict, corr_st: dict | None = None,
+                 metric: str = "auc") -> Path:
+    """Fig. 6: each Table-2 setting's delta (and delta_st, another marker) against its dataset's scanner AUC.
+
+    `points` is `analysis.shift_vs_separability`; `corr` / `corr_st` are `analysis.spearman_ci` of delta /
+    delta_st against the scanner AUC, shown in the legend.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.scatter(points["scanner_auc"], points["delta"], marker="o", label=f"delta: {_r_text(corr)}")
+    if corr_st is not None and "delta_st" in points.columns and points["delta_st"].notna().any():
+        ax.scatter(points["scanner_auc"], points["delta_st"], marker="^", facecolors="none", edgecolors="C1",
+                   label=f"delta_st (same test set): {_r_text(corr_st)}")
+    for r in points.drop_duplicates("dataset").itertuples():
+        ax.annotate(r.dataset, (r.scanner_auc, r.delta), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("scanner AUC (CNN telling the two scanners apart)")
+    ax.set_ylabel(f"delta {metric} (other - same scanner)")
+    ax.legend(fontsize=7, title="Spearman r [95% CI, bootstrap over datasets]", title_fontsize=7)
+    return _save(fig, path)
+
+
+def _r_text(corr: dict) -> str:
+    if not np.isfinite(corr["r"]):
+        return "r n/a"
+    ci = "" if not np.isfinite(corr["ci_low"]) else f" [{corr['ci_low']:+.2f}, {corr['ci_high']:+.2f}]"
+    return f"r = {corr['r']:+.2f}{ci}, n = {corr['n_points']}"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -4,11 +4,14 @@ Inputs need at least: experiment, dataset, modality, train_domain, test_domain, 
 (same_domain and data_source are derived when missing). Outputs in `out`: table2.csv / table2.md,
 modality_summary.csv, paper_comparison.csv, fig2_bars.png, fig3_box.png, one figure per further
 experiment over its axis (fig4_mixing.png, fig5_noise.png for the paper's), report.md and report.html.
+With rows of the separability diagnostic (`predict` "scanner") also separability.csv,
+shift_vs_separability.csv and fig6_separability.png, in a section after the modality means.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,8 +33,9 @@ def prepare(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     rows["train_domain"] = rows["train_domain"].astype(str)
     rows["test_domain"] = rows["test_domain"].astype(str)
-    if "same_domain" not in rows.columns:
-        rows["same_domain"] = rows["train_domain"] == rows["test_domain"]
+    derived = rows["train_domain"] == rows["test_domain"]
+    rows["same_domain"] = rows["same_domain"].fillna(derived).astype(bool) if "same_domain" in rows.columns \
+        else derived
     if "data_source" not in rows.columns:
         rows["data_source"] = "unknown"
     return rows
@@ -88,6 +92,8 @@ def experiment_figures(rows: pd.DataFrame, out: Path, value: str) -> dict[str, P
     main = rows[rows["experiment"] == "main"]
     for name in sorted(set(rows["experiment"]) - {"main"}):
         sub = rows[rows["experiment"] == name]
+        if not analysis.scanner_rows(sub).empty:  # the separability diagnostic: its own section, no curve
+            continue
         axis = experiment_axis(name, sub)
         if axis is None or axis not in sub.columns:
             continue
@@ -118,9 +124,59 @@ def write_report(results: pd.DataFrame, out: str | Path, predictions: pd.DataFra
             "Fig. 3: delta by modality": figures.box(table, out / "fig3_box.png", metric)}
     figs.update(experiment_figures(rows, out, metric))
     written += list(figs.values())
-    doc = _document(rows, table, summary, comparison, figs, metric)
-    written += _write_documents(out, doc, table, summary, figs)
+    section, section_html, paths = separability_section(rows, table, out, metric)
+    written += paths
+    doc = _document(rows, table, summary, comparison, figs, metric, section)
+    written += _write_documents(out, doc, table, summary, figs, section_html)
     return written
+
+
+SEPARABILITY_TEXT = (
+    "Scanner AUC: each dataset's model, with the main protocol and the same patient splits, trained to tell "
+    "the two scanners apart from the images alone, on both domains' training splits with equal class counts "
+    "(the larger domain subsampled by sample, stratified by disease label), the epoch selected on both "
+    "validation splits, tested on both test splits. Mean over seeds with the corrected resampled t 95% CI "
+    "(Nadeau & Bengio 2003, clipped to [0, 1]); always AUC, whatever the report's metric. 0.5: the CNN cannot "
+    "tell the scanners apart.")
+
+
+def separability_section(rows: pd.DataFrame, table: pd.DataFrame, out: Path, metric: str
+                         ) -> tuple[list[str], str, list[Path]]:
+    """Markdown lines, HTML and files of the separability section; nothing without scanner rows."""
+    sep = analysis.separability_table(rows)
+    if sep.empty:
+        return [], "", []
+    points = analysis.shift_vs_separability(table, sep)
+    corr = analysis.spearman_ci(points["scanner_auc"], points["delta"], points["dataset"])
+    has_st = "delta_st" in points.columns and points["delta_st"].notna().any()
+    corr_st = analysis.spearman_ci(points["scanner_auc"], points["delta_st"], points["dataset"]) if has_st else None
+    paths = [out / "separability.csv", out / "shift_vs_separability.csv"]
+    sep.to_csv(paths[0], index=False)
+    points.to_csv(paths[1], index=False)
+    paths.append(figures.separability(points, out / "fig6_separability.png", corr, corr_st, metric))
+    sentence = _correlation_text(corr, corr_st, metric)
+    title = "Fig. 6: delta against scanner separability"
+    md = ["## Scanner separability", "", SEPARABILITY_TEXT, "", _markdown(sep), "", sentence, "",
+          f"![{title}]({paths[2].name})", ""]
+    fmt = {"na_rep": "", "float_format": lambda v: f"{v:.3f}", "index": False}
+    page = (f"<h2>Scanner separability</h2><p>{html.escape(SEPARABILITY_TEXT)}</p>{sep.to_html(**fmt)}"
+            f"<p>{html.escape(sentence)}</p><img src='{paths[2].name}' alt='{title}' style='max-width:100%'>")
+    return md, page, paths
+
+
+def _correlation_text(corr: dict, corr_st: dict | None, metric: str) -> str:
+    def r(c: dict) -> str:
+        if pd.isna(c["r"]):
+            return "undefined (fewer than 3 datasets, or no spread)"
+        return f"{c['r']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]"
+
+    sign = "positive (brier: higher is worse)" if metric == "brier" else "negative"
+    return (f"Over {corr['n_points']} settings of {corr['n_groups']} datasets, Spearman r of delta against the "
+            f"scanner AUC = {r(corr)}" + (f"; of delta_st = {r(corr_st)}" if corr_st is not None else "")
+            + f". A {sign} r says: the better a CNN tells the scanners apart, the more a classifier loses on the "
+            "other scanner. CI: percentile bootstrap over datasets, since a dataset's two settings share its "
+            "scanner AUC and are not independent points; with this few datasets it is rough and likely too "
+            "narrow, and it is conditional on these datasets.")
 
 
 def _method_text(metric: str, has_boot: bool) -> str:
@@ -138,7 +194,7 @@ def _method_text(metric: str, has_boot: bool) -> str:
 
 
 def _document(rows: pd.DataFrame, table: pd.DataFrame, summary: pd.DataFrame, comparison: dict,
-              figs: dict[str, Path], metric: str) -> list[str]:
+              figs: dict[str, Path], metric: str, separability: Sequence[str] = ()) -> list[str]:
     statement = analysis.data_statement(rows)
     warnings = [f"- {r.dataset} / {r.train_domain}: {r.warning}" for r in table.itertuples() if r.warning]
     c = comparison
@@ -148,7 +204,8 @@ def _document(rows: pd.DataFrame, table: pd.DataFrame, summary: pd.DataFrame, co
                  "all real, so this comparison illustrates, it does not replicate."))
     parts = ["# Scanner domain shift report", "", f"**{statement}**", "",
              _method_text(metric, "boot_ci_low" in table.columns), "", "## Table 2", "", _markdown(table), "",
-             "## Mean delta per modality", "", _markdown(summary), "", "## Beside the paper", "", beside, ""]
+             "## Mean delta per modality", "", _markdown(summary), "", *separability, "## Beside the paper", "",
+             beside, ""]
     if warnings:
         parts += ["## Warnings", "", *warnings, ""]
     return parts + ["## Figures", ""] + [f"### {title}\n\n![{title}]({p.name})\n" for title, p in figs.items()]
@@ -169,7 +226,7 @@ def _cell(v: object) -> str:
 
 
 def _write_documents(out: Path, doc: list[str], table: pd.DataFrame, summary: pd.DataFrame,
-                     figs: dict[str, Path]) -> list[Path]:
+                     figs: dict[str, Path], separability: str = "") -> list[Path]:
     (out / "report.md").write_text("\n".join(doc))
     warnings = [line for line in doc if line.startswith("- ")]
     body = "".join(f"<h3>{html.escape(t)}</h3><img src='{p.name}' style='max-width:100%'>" for t, p in figs.items())
@@ -177,7 +234,7 @@ def _write_documents(out: Path, doc: list[str], table: pd.DataFrame, summary: pd
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Scanner shift report</title></head><body>"
             f"<h1>Scanner domain shift report</h1><p><b>{html.escape(doc[2].strip('*'))}</b></p>"
             f"<p>{html.escape(doc[4])}</p><h2>Table 2</h2>{table.to_html(**fmt)}"
-            f"<h2>Mean delta per modality</h2>{summary.to_html(**fmt)}"
+            f"<h2>Mean delta per modality</h2>{summary.to_html(**fmt)}{separability}"
             f"<h2>Beside the paper</h2><p>{html.escape(doc[doc.index('## Beside the paper') + 2])}</p>"
             + (f"<h2>Warnings</h2><ul>{''.join(f'<li>{html.escape(w[2:])}</li>' for w in warnings)}</ul>"
                if warnings else "")

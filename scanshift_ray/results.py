@@ -274,6 +274,17 @@ def read_results(path: str | Path) -> pd.DataFrame:
 LOCK = "_lock.json"
 
 
+def remove_partial_writes(results: str | Path) -> int:
+    """Delete the temporary files of writes that never finished (a killed sweep's trials leave them);
+    called under the sweep lock, when no writer of ours is running. Returns how many were removed."""
+    if is_uri(results) or not Path(results).is_dir():
+        return 0  # object stores publish whole objects: nothing partial to remove
+    stale = [p for p in Path(results).rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -108,6 +108,7 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
     if max_failures < 0:
         raise ScanshiftError(f"max_failures must be >= 0, got {max_failures}")
     with results.sweep_lock(results_dir):
+        results.remove_partial_writes(results_dir)
         todo, cells, text = plan_study(study, shard_root, results_dir, backend, gpus_per_trial, max_concurrent)
         total, ids = len(cells), frozenset(c.cell_id for c in cells)
         log(text)

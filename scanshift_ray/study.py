@@ -80,11 +80,19 @@ AXES.add("noise_space", Axis(
     "noise_space", str, "normalized", "noise space", allowed=("normalized", "native"), requires="noise_alpha"))
 AXES.add("noise_draw", Axis(
     "noise_draw", str, "per_batch", "noise draw", allowed=("per_batch", "once"), requires="noise_alpha"))
+# What the CNN is trained to predict. "scanner" is the separability diagnostic (`scanshift_ray.separability`):
+# the scanner domain from the image, trained on both domains, so such a cell has no training domain of its own.
+AXES.add("predict", Axis(
+    "predict", str, "disease", "prediction target", allowed=("disease", "scanner"), neutral="disease"))
+BOTH = "both"  # the train_domain / test_domain of a scanner-prediction row: it uses both domains
 
 
 def _check_combination(values: Mapping[str, Any]) -> None:
     if values.get("noise_space") == "native" and values.get("noise_draw") == "per_batch":
         raise ScanshiftError("noise_space 'native' needs noise_draw 'once' (native noise is added before z-scoring)")
+    if values.get("predict") == "scanner" and ("mix_fraction" in values or "noise_alpha" in values):
+        raise ScanshiftError("predict 'scanner' trains on both scanners without mixing or noise: "
+                             "drop mix_fraction / noise_alpha")
 
 
 def resolve_options(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -168,6 +176,11 @@ class Cell:
             return found[name]
         return axis.neutral if axis.neutral is not None else axis.default
 
+    @property
+    def trained_on(self) -> str:
+        """The training domain as rows report it: "both" for a scanner-prediction cell, else `train_domain`."""
+        return BOTH if self.option("predict") == "scanner" else self.train_domain
+
     def identity(self, with_seed: bool = True) -> dict[str, Any]:
         """Everything that changes the result, as canonical JSON-able values."""
         out: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "experiment": self.experiment, "dataset": self.dataset,
@@ -200,11 +213,15 @@ class Cell:
         return cls(**dict(d))
 
     def describe(self) -> dict[str, Any]:
-        """The resolved values as flat result-row columns; axes that do not apply are their neutral value or None."""
+        """The resolved values as flat result-row columns; axes that do not apply are their neutral value or None.
+
+        A scanner-prediction cell trains on both domains, so its rows say train_domain "both" (its
+        `train_domain` field, the dataset's first domain, only completes its identity).
+        """
         t = self.training
         found = dict(self.options)
         axes = {n: found.get(n, AXES.get(n).neutral) for n in AXES}
-        return {"experiment": self.experiment, "dataset": self.dataset, "train_domain": self.train_domain,
+        return {"experiment": self.experiment, "dataset": self.dataset, "train_domain": self.trained_on,
                 "seed": self.seed, "model": self.model, "profile": self.profile, "data_id": self.data_id,
                 "data_source": self.data_source, "protocol_version": PROTOCOL_VERSION, "epochs": t.epochs,
                 "batch_size": t.batch_size, "lr": t.lr, "width": t.width,
@@ -217,7 +234,7 @@ class Cell:
         """A short human name: experiment-dataset-domain-seed plus the treatment axes that apply."""
         extra = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{v}" for k, v in self.options
                         if AXES.get(k).neutral is not None)
-        return f"{self.experiment}-{self.dataset}-{self.train_domain}-s{self.seed}{extra}"
+        return f"{self.experiment}-{self.dataset}-{self.trained_on}-s{self.seed}{extra}"
 
 
 def _digest(obj: Any) -> str:
@@ -259,7 +276,9 @@ class Study:
     shared_patients: str = "error"
 
     def __post_init__(self) -> None:
-        resolve_options(self.options)  # one-line error on an unknown axis or a bad value, before any work
+        if dict(resolve_options(self.options)).get("predict") == "scanner":  # also checks every axis and value
+            raise ScanshiftError("predict 'scanner' is the separability experiment's grid axis, not an option of "
+                                 "every cell (Table 2 needs disease cells)")
         if self.shared_patients not in SHARED_PATIENT_POLICIES:
             raise ScanshiftError(f"shared_patients must be one of {', '.join(SHARED_PATIENT_POLICIES)}")
 
@@ -284,6 +303,8 @@ EXPERIMENTS.add("mixing", Experiment("mixing", APPENDIX_DATASETS, (0, 1, 2),
                                      grid=(("mix_fraction", (0.1, 0.2, 0.3, 0.4, 0.5)),)))
 EXPERIMENTS.add("noise", Experiment("noise", APPENDIX_DATASETS, (0, 1, 2),
                                     grid=(("noise_alpha", (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 50.0)),)))
+# Beyond the paper: how well the dataset's CNN tells the two scanners apart (one cell per dataset and seed).
+EXPERIMENTS.add("separability", Experiment("separability", ALL_DATASETS, (0, 1, 2), grid=(("predict", ("scanner",)),)))
 
 
 def restrict(exp: Experiment, datasets: tuple[str, ...] | None = None,
@@ -297,7 +318,11 @@ def restrict(exp: Experiment, datasets: tuple[str, ...] | None = None,
 
 
 def expand(study: Study, data: Mapping[str, DataRef | tuple]) -> list[Cell]:
-    """All cells of `study`, in a stable order. `data` maps dataset -> DataRef (or a plain tuple of it)."""
+    """All cells of `study`, in a stable order. `data` maps dataset -> DataRef (or a plain tuple of it).
+
+    A scanner-prediction cell (`predict` "scanner") trains on both domains: there is one per dataset and
+    seed, whatever the training domains, with the dataset's first domain as its `train_domain`.
+    """
     profile = PROFILES.get(study.profile)
     cells: list[Cell] = []
     for exp in study.experiments:
@@ -306,8 +331,14 @@ def expand(study: Study, data: Mapping[str, DataRef | tuple]) -> list[Cell]:
             spec, ref = DATASETS.get(key), DataRef(*data[key])
             training = Training.resolve(profile, spec)
             policy = study.shared_patients if ref.n_shared_patients else None
+            seen: set[str] = set()
             for domain, seed, *point in itertools.product(exp.train_domains or spec.domains, exp.seeds, *values):
                 options = {**study.options, **dict(zip(names, point, strict=True))}
-                cells.append(Cell(exp.name, key, domain, seed, study.models.get(key, spec.model), ref.data_id,
-                                  ref.data_source, training, options, study.profile, policy, names))
+                scanner = options.get("predict") == "scanner"
+                cell = Cell(exp.name, key, spec.domains[0] if scanner else domain, seed,
+                            study.models.get(key, spec.model), ref.data_id, ref.data_source, training, options,
+                            study.profile, policy, names)
+                if cell.cell_id not in seen:
+                    seen.add(cell.cell_id)
+                    cells.append(cell)
     return cells

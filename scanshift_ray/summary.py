@@ -31,8 +31,16 @@ def config_columns(rows: pd.DataFrame) -> list[str]:
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Values as text for comparing configurations; missing values (NaN, None) become "none"."""
-    return frame.astype(object).where(frame.notna(), "none").astype(str)
+    """Values as text for comparing configurations; missing values (NaN, None) become "none".
+
+    A missing value of an axis with a neutral value (e.g. `predict` in rows written before that axis
+    existed) becomes the neutral value: such rows always carry it otherwise, and their cells are the same.
+    """
+    frame = frame.astype(object)
+    for col in frame.columns:
+        if col in AXES and AXES.get(col).neutral is not None:
+            frame[col] = frame[col].where(frame[col].notna(), AXES.get(col).neutral)
+    return frame.where(frame.notna(), "none").astype(str)
 
 
 def grid_axes(rows: pd.DataFrame) -> list[str]:

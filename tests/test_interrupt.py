@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cmd(shards: Path, res: Path) -> list[str]:
     return [sys.executable, str(ROOT / "sweeps" / "full_study.py"), "--shards", str(shards), "--results", str(res),
-            "--datasets", "xray-chest", "--profile", "smoke", "--seeds", "4", "--local"]
+            "--datasets", "xray-chest", "--profile", "smoke", "--seeds", "4", "--local", "--experiments", "main"]
 
 
 def test_sigkill_then_rerun_completes_each_cell_once(toy_root, tmp_path):

@@ -114,9 +114,9 @@ def test_sample_overrides_and_projection():
 
 
 def test_script_runs_end_to_end_on_the_smoke_profile(capsys):
-    # smoke: main has 2 seeds (7 x 2 x 2 = 28 cells) + mixing 90 + noise 180
+    # smoke: main has 2 seeds (7 x 2 x 2 = 28 cells) + mixing 90 + noise 180 + separability 7 x 2
     assert paper_cost.main(["--profile", "smoke", "--gpus", "2", "--samples", "ct-lidc=600"]) == 0
     out = capsys.readouterr().out
-    assert "298 cells" in out and "linearity checked" in out and "projected wall time" in out
+    assert "312 cells" in out and "linearity checked" in out and "projected wall time" in out
     assert "ct-lidc                 600  (ge 300 / other 300)  from --samples" in out
     assert "assumed: 400 slices per patient" in out

@@ -152,3 +152,77 @@ def test_a_main_cell_with_noise_is_not_the_zero_noise_point():
     few = noise[noise["seed"] < 2]
     main0 = main.assign(noise_alpha=0.0)
     assert set(baseline(main0, few, "noise_alpha")["seed"]) == {0, 1}  # the curve's seeds only
+
+
+SCANNER_AUC = {"ct-lidc": [0.70, 0.74, 0.78], "mri-prostate": [0.95, 0.97, 0.99]}
+
+
+def _separability_rows(source: str = "real") -> pd.DataFrame:
+    """Rows of the separability diagnostic: one per dataset and seed, trained and tested on both scanners."""
+    out = []
+    for key, (modality, _) in DOMAINS.items():
+        for seed, auc in enumerate(SCANNER_AUC[key]):
+            out.append({"experiment": "separability", "dataset": key, "modality": modality, "train_domain": "both",
+                        "test_domain": "both", "same_domain": False, "seed": seed, "mix_fraction": 0.0,
+                        "noise_alpha": 0.0, "predict": "scanner", "auc": auc, "n_test": 40, "n_train": 160,
+                        "data_source": source, "cell_id": f"sep-{key}-{seed}"})
+    return pd.DataFrame(out)
+
+
+def test_separability_rows_change_neither_table2_nor_the_pooling_check():
+    from scanshift_ray.summary import check_pooling
+
+    main_only = prepare(_rows())  # written before `predict` existed: the column is missing
+    both = prepare(pd.concat([_rows(), _separability_rows()], ignore_index=True))
+    check_pooling(both)
+    pd.testing.assert_frame_equal(analysis.full_table(both), analysis.full_table(main_only))
+    newer = _rows().assign(predict="disease")  # later seeds of main, written with the axis, pool with old ones
+    check_pooling(prepare(pd.concat([_rows(), newer[newer["seed"] == 2].assign(seed=3)], ignore_index=True)))
+
+
+def test_separability_table_has_corrected_intervals_clipped_to_0_1():
+    table = analysis.separability_table(prepare(_separability_rows())).set_index("dataset")
+    mean, lo, hi, _ = _corrected(SCANNER_AUC["ct-lidc"], ratio=40 / 160)
+    lidc = table.loc["ct-lidc"]
+    assert (lidc["scanner_auc"], lidc["ci_low"], lidc["ci_high"]) == pytest.approx((mean, lo, hi))
+    assert lidc["scanner_auc_std"] == pytest.approx(0.04) and lidc["n_seeds"] == 3
+    assert table.loc["mri-prostate", "ci_high"] == 1.0  # 0.97 + t(2) x se is above 1
+    assert analysis.separability_table(prepare(_rows())).empty
+    two = pd.concat([_separability_rows(), _separability_rows().assign(experiment="sep2")])
+    with pytest.raises(ScanshiftError, match="--where experiment=sep2"):
+        analysis.separability_table(prepare(two))
+
+
+def test_spearman_with_a_bootstrap_over_datasets():
+    x = np.array([0.6, 0.6, 0.7, 0.7, 0.8, 0.8, 0.9, 0.9])  # two settings per dataset share its scanner AUC
+    y = np.array([0.00, -0.01, -0.02, -0.05, -0.04, -0.08, -0.10, -0.12])
+    groups = np.repeat(["a", "b", "c", "d"], 2)
+    c = analysis.spearman_ci(x, y, groups)
+    rank_x, rank_y = [1.5, 1.5, 3.5, 3.5, 5.5, 5.5, 7.5, 7.5], [8, 7, 6, 4, 5, 3, 2, 1]  # ties share mid-ranks
+    assert c["r"] == pytest.approx(np.corrcoef(rank_x, rank_y)[0, 1]) and c["r"] < -0.9
+    assert c["ci_low"] <= c["r"] <= c["ci_high"] <= 1.0 and (c["n_points"], c["n_groups"]) == (8, 4)
+    assert c == analysis.spearman_ci(x, y, groups)  # a fixed bootstrap seed
+    nan = analysis.spearman_ci(np.append(x[:4], np.nan), np.append(y[:4], 0.0), np.append(groups[:4], "e"))
+    assert np.isnan(nan["r"]) and nan["n_groups"] == 2  # the NaN point is dropped: 2 datasets are too few
+
+
+def test_report_with_separability_rows_has_its_section_and_figure(tmp_path):
+    rows = pd.concat([_rows("synthetic"), _separability_rows("synthetic")], ignore_index=True)
+    names = {p.name for p in write_report(rows, tmp_path)}
+    assert {"separability.csv", "shift_vs_separability.csv", "fig6_separability.png"} <= names
+    assert "fig_separability.png" not in names  # no curve over the predict axis
+    md = (tmp_path / "report.md").read_text()
+    order = [md.index(h) for h in ("## Mean delta per modality", "## Scanner separability", "## Beside the paper")]
+    assert order == sorted(order)
+    assert "![Fig. 6: delta against scanner separability](fig6_separability.png)" in md
+    assert "Over 4 settings of 2 datasets, Spearman r of delta" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Scanner separability</h2>" in page and "fig6_separability.png" in page
+    points = pd.read_csv(tmp_path / "shift_vs_separability.csv")
+    assert len(points) == 4 and set(points.columns) >= {"dataset", "train_domain", "scanner_auc", "delta", "delta_st"}
+    plain = tmp_path / "plain"
+    names = {p.name for p in write_report(_rows("synthetic"), plain)}
+    assert not {"separability.csv", "fig6_separability.png"} & names
+    assert "Scanner separability" not in (plain / "report.md").read_text()
+    assert "Scanner separability" not in (plain / "report.html").read_text()
+    assert (tmp_path / "table2.csv").read_text() == (plain / "table2.csv").read_text()

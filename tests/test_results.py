@@ -34,3 +34,12 @@ def test_unreadable_result_file_is_named(tmp_path):
         results.read_results(tmp_path)
     with pytest.raises(ScanshiftError, match="results not found"):
         results.read_results(tmp_path / "missing")
+
+
+def test_partial_writes_of_a_killed_sweep_are_removed(tmp_path):
+    results.write_cell(tmp_path, _rows("c1"))
+    stray = tmp_path / "_predictions" / "main" / ".c2.parquet.abc.tmp"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half")
+    assert results.remove_partial_writes(tmp_path) == 1
+    assert not stray.exists() and results.done_cells(tmp_path) == {"c1"}

@@ -103,7 +103,7 @@ def _share_a_patient(root, key="xray-chest", n=1):
 def test_a_patient_in_both_domains_stops_the_run_unless_a_policy_is_chosen(toy_root, tmp_path, capsys):
     _share_a_patient(toy_root, n=2)
     base = ["run", "--shards", str(toy_root), "--datasets", "xray-chest", "--profile", "smoke", "--seeds", "1",
-            "--local"]
+            "--local", "--experiments", "main"]
     assert main([*base, "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "2 pseudonymous patient id(s) appear in both scanner domains" in err and err.count("\n") == 1

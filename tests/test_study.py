@@ -123,3 +123,25 @@ def test_a_new_axis_is_one_registration(monkeypatch):
     assert ids["none"] != ids["histogram"]
     assert replace(base, experiment="harmonize").cell_id == ids["none"]  # neutral: the axis is not in the id
     assert cells[-1].describe()["harmonization"] == "histogram"
+
+
+def test_the_predict_axis_leaves_every_existing_cell_id_unchanged():
+    import hashlib
+
+    cells = expand(Study(tuple(EXPERIMENTS.get(n) for n in ("main", "mixing", "noise")), profile="fast"), DATA)
+    digest = hashlib.sha1(",".join(c.cell_id + c.config_id for c in cells).encode()).hexdigest()[:16]
+    assert len(cells) == 410 and digest == "33e125167a97053d"  # computed before `predict` was registered
+    assert make_cell("ct-lidc", "ge", predict="disease").cell_id == make_cell("ct-lidc", "ge").cell_id
+    assert make_cell("ct-lidc", "ge", predict="scanner").cell_id != make_cell("ct-lidc", "ge").cell_id
+
+
+def test_separability_is_one_cell_per_dataset_and_seed():
+    cells = expand(Study((EXPERIMENTS.get("separability"),)), DATA)
+    assert len(cells) == 7 * 3 and len({c.cell_id for c in cells}) == len(cells)
+    assert {c.option("predict") for c in cells} == {"scanner"}
+    both = Experiment("sep", ("ct-lidc",), (0,), grid=(("predict", ("scanner",)),), train_domains=("other", "ge"))
+    (cell,) = expand(Study((both,)), DATA)  # the training domains do not multiply scanner cells
+    assert cell.train_domain == "ge" and cell.describe()["train_domain"] == "both"
+    assert cell.describe()["predict"] == "scanner" and make_cell("ct-lidc", "ge").describe()["predict"] == "disease"
+    with pytest.raises(ScanshiftError, match="separability experiment's grid axis"):
+        Study((EXPERIMENTS.get("main"),), options={"predict": "scanner"})

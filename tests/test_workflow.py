@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_paper_study_file_is_the_registered_study():
-    for profile, main_seeds in (("fast", 3), ("paper", 10), ("smoke", 2)):
+    for profile, main_seeds, sep_seeds in (("fast", 3, 3), ("paper", 10, 3), ("smoke", 2, 2)):
         study = parse_study(read_study_file(), profile)
         want = (restrict(EXPERIMENTS.get("main"), seeds=tuple(range(main_seeds))), EXPERIMENTS.get("mixing"),
-                EXPERIMENTS.get("noise"))
+                EXPERIMENTS.get("noise"), restrict(EXPERIMENTS.get("separability"), seeds=tuple(range(sep_seeds))))
         assert study.experiments == want and study.profile == profile
     assert DEFAULT_STUDY.parent.name == "sweeps"
 
@@ -84,6 +84,7 @@ def test_run_and_full_study_run_the_same_grid(toy_root, tmp_path, capsys):
     assert out.returncode == 0 and out.stdout.splitlines()[1:4] == ours.splitlines()[1:4]
     assert "main: 8 cells, 0 done, 8 to run" in ours  # ct-lidc and xray-chest x 2 domains x 2 smoke seeds
     assert "mixing: 30 cells" in ours and "noise: 60 cells" in ours  # ct-lidc only: the other two lack shards
+    assert "separability: 4 cells" in ours  # one per dataset and seed, not per training scanner
     assert "dry run: nothing trained" in ours and not (tmp_path / "r" / "main").exists()
 
 
@@ -100,7 +101,7 @@ def test_seeds_flag_per_experiment_and_errors(toy_root, tmp_path, capsys):
     assert main([*base, "--datasets", "mri-breast"]) == 2
     assert "the grid is empty" in capsys.readouterr().err or True  # mri-breast has no shards here
     assert main([*base, "--experiments", "table2"]) == 2
-    assert "it has main, mixing, noise" in capsys.readouterr().err
+    assert "it has main, mixing, noise, separability" in capsys.readouterr().err
 
 
 def test_max_failures_must_not_be_negative(tmp_path, capsys):
@@ -187,3 +188,21 @@ def test_study_api_example_from_the_readme():
     exp = Experiment("lr-check", ("ct-lidc",), (0, 1), grid=(("normalization", ("image", "train")),))
     cells = expand(Study((exp,), profile="smoke"), {"ct-lidc": DataRef("toy", "real")})
     assert len(cells) == 2 * 2 * 2
+
+
+def test_separability_cells_run_and_leave_table2_as_it_is(toy_root, tmp_path, capsys):
+    res = tmp_path / "r"
+    assert main(["run", "--shards", str(toy_root), "--datasets", "ct-lidc", "--results", str(res), "--profile",
+                 "smoke", "--seeds", "2", "--local", "--experiments", "main,separability"]) == 0
+    rows = results.read_results(res)
+    sep = rows[rows["experiment"] == "separability"]
+    assert len(sep) == 2 and set(sep["test_domain"]) == set(sep["train_domain"]) == {"both"}
+    assert set(sep["predict"]) == {"scanner"} and set(rows.loc[rows["experiment"] == "main", "predict"]) == {"disease"}
+    assert pads.dataset(res).to_table().num_rows == len(rows) == 2 * 2 * 2 + 2  # one schema for every file
+    preds = results.read_predictions(res, sep)
+    assert set(preds["label"]) == {0, 1} and set(preds["domain"]) == {"ge", "other"}
+    assert main(["report", str(res), "--out", str(tmp_path / "all")]) == 0
+    assert main(["report", str(res / "main"), "--out", str(tmp_path / "main")]) == 0
+    assert (tmp_path / "all" / "table2.csv").read_text() == (tmp_path / "main" / "table2.csv").read_text()
+    assert "## Scanner separability" in (tmp_path / "all" / "report.md").read_text()
+    assert (tmp_path / "all" / "fig6_separability.png").is_file()
