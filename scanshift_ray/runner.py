@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanshift_ray import plan, results, shards, splits
-from scanshift_ray.datasets import DATASETS
+from scanshift_ray.datasets import DATASETS, DatasetSpec
+from scanshift_ray.profiles import PROFILES
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.study import Cell, DataRef, Study, expand
 
@@ -47,8 +48,28 @@ def dataset_refs(study: Study, shard_root: str | Path) -> dict[str, DataRef]:
         shared = splits.shared_patients(ids)
         if shared:
             splits.keep_masks(ids, None if study.shared_patients == "error" else study.shared_patients, key)
+        check_shape(loaded, DATASETS.get(key), study.profile)
         out[key] = DataRef(shards.data_id(loaded), str(next(iter(loaded.values())).attrs["data_source"]), len(shared))
     return out
+
+
+def check_shape(loaded: dict[str, shards.Shard], spec: DatasetSpec, profile: str) -> None:
+    """Refuse shards made with other size options than `profile` expects.
+
+    Every profile refuses shards smaller than its input (upsampling would invent resolution); a profile
+    that trains at the paper's input shape (`paper`) needs shards of exactly that shape, since a resize
+    would quietly change the paper's protocol.
+    """
+    prof = PROFILES.get(profile)
+    want = tuple(prof.input_shape(spec))
+    paper = want == tuple(spec.paper_shape)
+    for domain, shard in loaded.items():
+        have = tuple(shard.images.shape[1:])
+        if any(h < w for h, w in zip(have, want, strict=True)) or (paper and have != want):
+            rule = "the paper's input shape" if paper else "at least its input shape"
+            raise ScanshiftError(f"{spec.key}/{domain} shards are {'x'.join(map(str, have))} but profile {profile} "
+                                 f"needs {rule}, {'x'.join(map(str, want))}: convert again with the size options "
+                                 "for it (python -m preprocessing --option ...) or choose another profile")
 
 
 def pending_cells(study: Study, shard_root: str | Path, results_dir: str | Path) -> tuple[list[Cell], list[Cell]]:

@@ -137,3 +137,27 @@ def test_png_of_other_depth_is_dropped_not_mixed(tmp_path):
     body = json.loads(convert("xray-chest", tmp_path, tmp_path / "out", KEY, ["size=8"], workers=1).read_text())
     assert body["counts"]["3"]["n"] == 1
     assert any("8-bit" in s["reason"] for s in body["skipped_files"])
+
+
+def test_a_full_disk_while_writing_leaves_the_earlier_shards_intact(tmp_path, monkeypatch):
+    import errno
+
+    from scanshift_ray import shards
+
+    fixtures_ct.make_hnscc(tmp_path / "raw")
+    manifest = convert("ct-hnscc", tmp_path / "raw", tmp_path / "out", KEY, ["size=8"], workers=1)
+    before = {p.name: p.read_bytes() for p in manifest.parent.iterdir()}
+    real, calls = shards.write_shard, []
+
+    def second_fills_the_disk(path, *args, **kw):  # the disk fills while the second domain is staged
+        calls.append(path)
+        if len(calls) == 2:
+            with open(path, "wb") as f:
+                f.write(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(shards, "write_shard", second_fills_the_disk)
+    with pytest.raises(ScanshiftError, match="No space left on device.*left as they were"):
+        convert("ct-hnscc", tmp_path / "raw", tmp_path / "out", KEY, ["size=8"], workers=1, overwrite=True)
+    assert {p.name: p.read_bytes() for p in manifest.parent.iterdir()} == before  # no staging folder left either

@@ -164,3 +164,12 @@ def test_argparse_errors_are_one_line(capsys):
         main(["run", "--max-failures", "-1"])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.count("\n") == 0 and "must be a whole number >= 0" in err
+
+
+def test_shards_of_another_size_than_the_profile_expects_are_refused(toy_root, tmp_path, capsys):
+    base = ["run", "--shards", str(toy_root), "--datasets", "xray-chest", "--experiments", "main",
+            "--results", str(tmp_path / "r"), "--seeds", "1", "--local", "--dry-run"]
+    assert main([*base, "--profile", "paper"]) == 2  # 64x64 toy shards, the paper trains at 224x224
+    err = capsys.readouterr().err
+    assert "shards are 64x64 but profile paper needs the paper's input shape, 224x224" in err
+    assert main([*base, "--profile", "smoke"]) == 0
