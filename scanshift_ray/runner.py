@@ -14,8 +14,8 @@ from pathlib import Path
 
 from scanshift_ray import plan, results, shards, splits
 from scanshift_ray.datasets import DATASETS, DatasetSpec
-from scanshift_ray.profiles import PROFILES
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.profiles import PROFILES
 from scanshift_ray.study import Cell, DataRef, Study, expand
 
 
