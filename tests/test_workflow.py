@@ -206,3 +206,34 @@ def test_separability_cells_run_and_leave_table2_as_it_is(toy_root, tmp_path, ca
     assert (tmp_path / "all" / "table2.csv").read_text() == (tmp_path / "main" / "table2.csv").read_text()
     assert "## Scanner separability" in (tmp_path / "all" / "report.md").read_text()
     assert (tmp_path / "all" / "fig6_separability.png").is_file()
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from scanshift_ray.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in parsers(build_parser()) for a in p._actions
+               if not isinstance(a, argparse._HelpAction | argparse._SubParsersAction | argparse._VersionAction)
+               and not a.help]
+    assert not missing, missing
+
+
+def test_gpu_share_override_and_progress_eta(toy_root, tmp_path, capsys):
+    from conftest import make_cell
+
+    from scanshift_ray.plan import trial_resources
+
+    cell = make_cell("xray-chest", "3", profile="fast")
+    assert trial_resources(cell, True)["GPU"] == 0.25 and trial_resources(cell, True, 0.5)["GPU"] == 0.5
+    assert main(["run", "--shards", str(toy_root), "--datasets", "xray-chest", "--experiments", "main",
+                 "--results", str(tmp_path / "r"), "--profile", "smoke", "--seeds", "1", "--local"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] main-xray-chest-3-s0" in out and "ETA" in out and "wall / ideal" in out
