@@ -213,7 +213,9 @@ def efficiency_line(outcome: runner.StudyOutcome) -> str:
     scheduler's overhead and idle slots, not the trials' own. The training loops' share is beside it.
     """
     ideal = outcome.trial_seconds / max(outcome.cpus, 1.0)
-    ratio = outcome.wall_seconds / max(ideal, 1e-9)
+    if ideal <= 0:  # no trial timing came back (e.g. every cell was already written by an earlier attempt)
+        return f"ran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall (no trial timings)"
+    ratio = outcome.wall_seconds / ideal
     return (f"ran {outcome.ran} cells in {outcome.wall_seconds:.0f} s wall; the trials took "
             f"{outcome.trial_seconds:.0f} s ({outcome.train_seconds:.0f} s of it in training loops) on "
             f"{outcome.cpus:.0f} CPUs: ideal {ideal:.0f} s, wall / ideal = {ratio:.2f}")

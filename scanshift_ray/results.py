@@ -279,7 +279,11 @@ def remove_partial_writes(results: str | Path) -> int:
     called under the sweep lock, when no writer of ours is running. Returns how many were removed."""
     if is_uri(results) or not Path(results).is_dir():
         return 0  # object stores publish whole objects: nothing partial to remove
-    stale = [p for p in Path(results).rglob(".*.tmp") if p.is_file()]
+    root = Path(results)
+    # only the layout this module writes (rows, predictions, curves, failure records): a nested results
+    # folder of another sweep, shards or Tune's files are not ours to clean
+    patterns = ("*/.*.parquet.*.tmp", f"{PREDICTIONS}/*/.*.tmp", f"{CURVES}/*/.*.tmp", f"{FAILED}/.*.tmp")
+    stale = [p for pat in patterns for p in root.glob(pat) if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

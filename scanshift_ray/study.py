@@ -279,6 +279,9 @@ class Study:
         if dict(resolve_options(self.options)).get("predict") == "scanner":  # also checks every axis and value
             raise ScanshiftError("predict 'scanner' is the separability experiment's grid axis, not an option of "
                                  "every cell (Table 2 needs disease cells)")
+        if any(e.name == "main" and "predict" in e.axes() for e in self.experiments):
+            raise ScanshiftError("the main experiment (Table 2) cannot vary predict: declare the scanner cells as "
+                                 "their own experiment (see [experiments.separability] in sweeps/paper_study.toml)")
         if self.shared_patients not in SHARED_PATIENT_POLICIES:
             raise ScanshiftError(f"shared_patients must be one of {', '.join(SHARED_PATIENT_POLICIES)}")
 

@@ -121,6 +121,8 @@ def table2(rows: pd.DataFrame, experiment: str = "main", value: str = "auc") -> 
     means, never silently averaged. Callers check pooling first.
     """
     df = rows[rows["experiment"] == experiment]
+    if "predict" in df.columns:  # Table 2 is about disease models; scanner cells have their own table
+        df = df[df["predict"].fillna("disease") == "disease"]
     if df.empty:
         return pd.DataFrame(columns=["modality", "dataset", "train_domain", "same_mean", "same_std",
                                      "diff_mean", "diff_std", "delta", "n_seeds", "n_nan"])

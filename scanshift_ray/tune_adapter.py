@@ -12,10 +12,11 @@ Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,10 @@ def _trainable(config: dict[str, Any], cells: dict[str, dict], shard_root: str, 
     placement = {"node_ip": ray.util.get_node_ip_address(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
     rows = [{**r, **placement} for r in out.rows]
     results.write_output(results_dir, rows, out.predictions, out.curve)
-    same, other = (r["auc"] for r in sorted(rows, key=lambda r: not r["same_domain"]))
-    tune.report({"epoch": rows[0]["epochs"], "auc_same": same, "auc_other": other, "cell_done": 1,
+    # AUC per test domain, named by the domain's role ("same"/"other"; "both" for a scanner cell)
+    aucs = {("same" if r["same_domain"] else "other" if r["test_domain"] != "both" else "both"): r["auc"]
+            for r in rows}
+    tune.report({"epoch": rows[0]["epochs"], **{f"auc_{k}": v for k, v in aucs.items()}, "cell_done": 1,
                  "trial_wall_seconds": rows[0]["wall_seconds"], "train_seconds": rows[0]["train_seconds"]})
 
 
@@ -108,8 +111,10 @@ class _ResultWriter(tune.Callback):
     """Driver-side bookkeeping: checks each finished cell is visible here, records cells that failed for
     good, deletes spent checkpoints, prints progress with an ETA."""
 
-    def __init__(self, results_dir: str, total: int, storage: str, log: Callable[[str], None] = print) -> None:
-        self.results_dir, self.total, self.storage, self.log = results_dir, total, storage, log
+    def __init__(self, results_dir: str, cells: Mapping[str, Cell], storage: str,
+                 log: Callable[[str], None] = print) -> None:
+        self.results_dir, self.cells, self.storage, self.log = results_dir, dict(cells), storage, log
+        self.total = len(self.cells)
         self.train_seconds = self.trial_seconds = 0.0
         self.finished = 0
         self.start = time.time()
@@ -123,7 +128,7 @@ class _ResultWriter(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "cell_done" not in result:
             return
-        cell = _CELLS[trial.config["cell_id"]]
+        cell = self.cells[trial.config["cell_id"]]
         if not results.is_done(self.results_dir, cell.experiment, cell.cell_id):
             results.record_failure(self.results_dir, {**cell.to_dict(), "cell_id": cell.cell_id}, (
                 f"the rows written on node {result.get('node_ip', '?')} are not visible to the driver at "
@@ -132,15 +137,14 @@ class _ResultWriter(tune.Callback):
         self.finished += 1
         self.train_seconds += float(result.get("train_seconds", 0.0))
         self.trial_seconds += float(result.get("trial_wall_seconds", 0.0))
-        aucs = [{"test_domain": "same", "auc": result.get("auc_same", float("nan"))},
-                {"test_domain": "other", "auc": result.get("auc_other", float("nan"))}]
+        aucs = [{"test_domain": k[4:], "auc": v} for k, v in result.items() if k.startswith("auc_")]
         self.log(progress_line(self.finished, self.total, time.time() - self.start, cell.label(), aucs))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from scanshift_ray import checkpoints
 
         cell_id = trial.config["cell_id"]
-        if not is_uri(self.storage) and results.is_done(self.results_dir, _CELLS[cell_id].experiment, cell_id):
+        if not is_uri(self.storage) and results.is_done(self.results_dir, self.cells[cell_id].experiment, cell_id):
             checkpoints.delete_for(self.storage, cell_id)  # the result is written: the checkpoints are spent
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -149,25 +153,30 @@ class _ResultWriter(tune.Callback):
         if error_file and os.path.exists(error_file):
             lines = [ln for ln in Path(error_file).read_text().splitlines() if ln.strip()]
             error = lines[-1] if lines else ""
-        cell = _CELLS[trial.config["cell_id"]]
+        cell = self.cells[trial.config["cell_id"]]
+        if results.is_done(self.results_dir, cell.experiment, cell.cell_id):
+            return  # its rows were committed before the error (e.g. in the final report): the cell is done
         record = {"cell_id": cell.cell_id, "attempts": int(getattr(trial, "num_failures", 0) or 0),
                   "traceback_file": error_file, **cell.to_dict()}
         results.record_failure(self.results_dir, record, error or "trial failed")
 
 
-# Driver-side: the cells of the running sweep by id. Tune's grid holds only cell ids (a grid of whole
-# configs costs Tune a copy of the grid per trial: about 2x the driver CPU and 10 s more before the
-# first trial of a 1,000-cell wave); trial names, resources and callbacks look the cells up here.
-_CELLS: dict[str, Cell] = {}
+class _Namer:
+    """Trial names (`label-xxxxx`) or folder names (`<cell_id>-xxxxx`, so a later sweep finds a cell's
+    checkpoints) from the wave's cells: Tune's grid holds only cell ids, since a grid of whole configs
+    costs Tune a copy of the grid per trial (about 2x the driver CPU and 10 s more before the first
+    trial of a 1,000-cell wave)."""
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.labels = dict(labels)
+
+    def __call__(self, trial: Any) -> str:
+        return f"{self.labels[trial.config['cell_id']]}-{trial.trial_id[-5:]}"
 
 
-def _trial_name(trial: Any) -> str:
-    return f"{_CELLS[trial.config['cell_id']].label()}-{trial.trial_id[-5:]}"
-
-
-def _trial_dirname(trial: Any) -> str:
-    """`<cell_id>-<trial>`: a later sweep finds a cell's checkpoints by its id."""
-    return f"{trial.config['cell_id']}-{trial.trial_id[-5:]}"
+def _resources(cells: Mapping[str, Cell], gpus: bool, gpus_per_trial: float | None,
+               config: dict) -> tune.PlacementGroupFactory:
+    return tune.PlacementGroupFactory([trial_resources(cells[config["cell_id"]], gpus, gpus_per_trial)])
 
 
 def _probe(path: str) -> bool:
@@ -251,6 +260,14 @@ def _check_cluster_paths(cells: Sequence[Cell], shard_root: str, results_dir: st
             marker.unlink(missing_ok=True)
 
 
+def _stop_if_interrupted(results_dir: str, wave: Mapping[str, Cell]) -> None:
+    """Tune returns normally when Ctrl-C (or SIGUSR1) stops it; a wave with cells neither done nor failed
+    was interrupted, so the sweep stops here instead of starting the next wave."""
+    open_cells = set(wave) - results.done_cells(results_dir) - set(results.failed_cells(results_dir))
+    if open_cells:
+        raise KeyboardInterrupt(f"{len(open_cells)} cells of the sweep were interrupted")
+
+
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
@@ -283,29 +300,29 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     _check_cluster_paths(cells, shard_root, results_dir, storage)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
-    writer = _ResultWriter(results_dir, len(cells), storage, log)
+    writer = _ResultWriter(results_dir, {c.cell_id: c for c in cells}, storage, log)
     callbacks = [writer, *tracker_callbacks(tracker, results_dir)]
     name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # one per sweep
-    _CELLS.clear()
-    _CELLS.update({c.cell_id: c for c in cells})
-    for i in range(0, len(cells), max(1, wave_size)):
-        wave = cells[i:i + wave_size]
+    wave_size = max(1, wave_size)
+    for i in range(0, len(cells), wave_size):
+        wave = {c.cell_id: c for c in cells[i:i + wave_size]}
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, cells={c.cell_id: c.to_dict() for c in wave}, shard_root=shard_root,
+            tune.with_parameters(_trainable, cells={k: c.to_dict() for k, c in wave.items()}, shard_root=shard_root,
                                  results_dir=results_dir, storage=storage, checkpoint_every=checkpoint_every),
-            lambda config: tune.PlacementGroupFactory([trial_resources(_CELLS[config["cell_id"]], gpus,
-                                                                       gpus_per_trial)]))
+            functools.partial(_resources, wave, gpus, gpus_per_trial))
         tune.Tuner(
             trainable,
-            param_space={"cell_id": tune.grid_search([c.cell_id for c in wave])},
-            tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
-                                        trial_dirname_creator=_trial_dirname, max_concurrent_trials=max_concurrent),
+            param_space={"cell_id": tune.grid_search(list(wave))},
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
+                                        trial_name_creator=_Namer({k: c.label() for k, c in wave.items()}),
+                                        trial_dirname_creator=_Namer({k: k for k in wave})),
             run_config=tune.RunConfig(
-                name=f"{name}-w{i // max(1, wave_size)}", storage_path=storage,
+                name=f"{name}-w{i // wave_size}", storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=callbacks, verbose=min(verbose, 1), progress_reporter=_reporter()),
         ).fit()
+        _stop_if_interrupted(results_dir, wave)
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}
     failed = {k: v for k, v in results.failed_cells(results_dir).items() if k in ids and k not in done}
@@ -317,6 +334,6 @@ def _reporter() -> tune.ProgressReporter:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     return tune.CLIReporter(
         metric_columns={"epoch": "epoch", "loss": "loss", "val_auc": "val AUC", "auc_same": "AUC same",
-                        "auc_other": "AUC other"},
+                        "auc_other": "AUC other", "auc_both": "AUC scanner"},
         parameter_columns={"cell_id": "cell"},
         max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)

@@ -41,5 +41,8 @@ def test_partial_writes_of_a_killed_sweep_are_removed(tmp_path):
     stray = tmp_path / "_predictions" / "main" / ".c2.parquet.abc.tmp"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"half")
+    shard_tmp = tmp_path / "shards" / "ct-lidc" / ".ge.h5.xyz.tmp"  # not a results file: left alone
+    shard_tmp.parent.mkdir(parents=True)
+    shard_tmp.write_bytes(b"x")
     assert results.remove_partial_writes(tmp_path) == 1
-    assert not stray.exists() and results.done_cells(tmp_path) == {"c1"}
+    assert not stray.exists() and shard_tmp.exists() and results.done_cells(tmp_path) == {"c1"}

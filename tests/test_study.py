@@ -145,3 +145,9 @@ def test_separability_is_one_cell_per_dataset_and_seed():
     assert cell.describe()["predict"] == "scanner" and make_cell("ct-lidc", "ge").describe()["predict"] == "disease"
     with pytest.raises(ScanshiftError, match="separability experiment's grid axis"):
         Study((EXPERIMENTS.get("main"),), options={"predict": "scanner"})
+
+
+def test_main_cannot_vary_the_prediction_target():
+    exp = Experiment("main", ("xray-chest",), (0,), grid=(("predict", ("disease", "scanner")),))
+    with pytest.raises(ScanshiftError, match="main experiment .* cannot vary predict"):
+        Study((exp,))

@@ -113,3 +113,27 @@ def test_a_missing_tracker_package_is_one_line(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(ScanshiftError, match="needs the wandb package"):
         tracker_callbacks("wandb", "/tmp")
+
+
+@pytest.mark.slow
+def test_separability_cells_under_ray_finish_once_without_failure_records(toy_root, tmp_path, ray_session):
+    study = Study((restrict(EXPERIMENTS.get("separability"), ("xray-chest",), (0,)),), profile="smoke")
+    res = tmp_path / "res"
+    lines = []
+    out = run_study(study, toy_root, res, backend="ray", log=lines.append, max_failures=0)
+    assert (out.total, out.ran, out.failed) == (1, 1, {}) and out.trial_seconds > 0
+    assert not (res / "_failed").exists() and any("both" in line for line in lines)
+    assert set(results.read_results(res)["test_domain"]) == {"both"}
+
+
+def test_an_interrupted_wave_stops_the_sweep(tmp_path):
+    from conftest import make_cell
+
+    from scanshift_ray.tune_adapter import _stop_if_interrupted
+
+    done, failed, open_ = (make_cell("xray-chest", "3", seed=s) for s in range(3))
+    results.write_cell(tmp_path, [{"experiment": "main", "cell_id": done.cell_id, "auc": 0.5}])
+    results.record_failure(tmp_path, {"cell_id": failed.cell_id}, "boom")
+    _stop_if_interrupted(str(tmp_path), {c.cell_id: c for c in (done, failed)})  # all accounted for
+    with pytest.raises(KeyboardInterrupt):
+        _stop_if_interrupted(str(tmp_path), {c.cell_id: c for c in (done, failed, open_)})
