@@ -39,22 +39,12 @@ import h5py
 
 from preprocessing import (
     converters,  # noqa: F401  (registers the converters)
-    fixtures_ct,
-    fixtures_mr_xr,
-)
+    )
 from preprocessing.core import convert
+from preprocessing.fixtures import FIXTURES
 from scanshift_ray.errors import ScanshiftError
 
 KEY = b"fault-corpus-key"
-FIXTURES: dict[str, tuple[Callable[[Path], dict[str, Any]], list[str]]] = {
-    "ct-kidney": (fixtures_ct.make_kits, ["size=16"]),
-    "ct-hnscc": (fixtures_ct.make_hnscc, ["size=16"]),
-    "ct-oropharyngeal": (fixtures_ct.make_opc, ["crop=16"]),
-    "ct-lidc": (fixtures_ct.make_lidc, []),
-    "mri-prostate": (fixtures_mr_xr.make_picai, ["size=16"]),
-    "mri-breast": (fixtures_mr_xr.make_duke, []),
-    "xray-chest": (fixtures_mr_xr.make_brax, ["size=16"]),
-}
 CLI_GROUPS = ("shards", "sweep", "results")  # the groups of `CliFault` cases
 CLASSES = ("converted", "dropped", "refused", "DEFECT")
 Check = Callable[[dict[str, Any], Path], str | None]  # (manifest, shard folder) -> problem or None

@@ -12,21 +12,12 @@ import pytest
 from preprocessing import fixtures_ct, fixtures_mr_xr
 from preprocessing.cli import main as preprocess_main
 from preprocessing.core import CONVERTERS, convert
+from preprocessing.fixtures import FIXTURES
 from scanshift_ray.cli import main as scanshift_main
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.shards import load_domains
 
 KEY = b"test-secret-key"
-# dataset -> (fixture writer, converter options shrinking the outputs to fixture size)
-FIXTURES = {
-    "ct-kidney": (fixtures_ct.make_kits, ["size=16"]),
-    "ct-hnscc": (fixtures_ct.make_hnscc, ["size=16"]),
-    "ct-oropharyngeal": (fixtures_ct.make_opc, ["crop=16"]),
-    "ct-lidc": (fixtures_ct.make_lidc, []),
-    "mri-prostate": (fixtures_mr_xr.make_picai, ["size=16"]),
-    "mri-breast": (fixtures_mr_xr.make_duke, []),
-    "xray-chest": (fixtures_mr_xr.make_brax, ["size=16"]),
-}
 
 
 def test_every_converter_has_a_fixture():
