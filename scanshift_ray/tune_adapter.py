@@ -54,7 +54,7 @@ def _trainable(config: dict[str, Any], cells: dict[str, dict], shard_root: str, 
 
     from scanshift_ray.trial import run_trial
 
-    cell = Cell.from_dict(cells[config["cell_id"]])
+    cell = Cell.from_dict(cells[config["cell"]["cell_id"]])
     if results.is_done(results_dir, cell.experiment, cell.cell_id):  # a retry after its rows were written
         tune.report({"cell_done": 1, "already_written": 1})
         return
@@ -128,7 +128,7 @@ class _ResultWriter(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "cell_done" not in result:
             return
-        cell = self.cells[trial.config["cell_id"]]
+        cell = self.cells[trial.config["cell"]["cell_id"]]
         if not results.is_done(self.results_dir, cell.experiment, cell.cell_id):
             results.record_failure(self.results_dir, {**cell.to_dict(), "cell_id": cell.cell_id}, (
                 f"the rows written on node {result.get('node_ip', '?')} are not visible to the driver at "
@@ -143,7 +143,7 @@ class _ResultWriter(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from scanshift_ray import checkpoints
 
-        cell_id = trial.config["cell_id"]
+        cell_id = trial.config["cell"]["cell_id"]
         if not is_uri(self.storage) and results.is_done(self.results_dir, self.cells[cell_id].experiment, cell_id):
             checkpoints.delete_for(self.storage, cell_id)  # the result is written: the checkpoints are spent
 
@@ -153,7 +153,7 @@ class _ResultWriter(tune.Callback):
         if error_file and os.path.exists(error_file):
             lines = [ln for ln in Path(error_file).read_text().splitlines() if ln.strip()]
             error = lines[-1] if lines else ""
-        cell = self.cells[trial.config["cell_id"]]
+        cell = self.cells[trial.config["cell"]["cell_id"]]
         if results.is_done(self.results_dir, cell.experiment, cell.cell_id):
             return  # its rows were committed before the error (e.g. in the final report): the cell is done
         record = {"cell_id": cell.cell_id, "attempts": int(getattr(trial, "num_failures", 0) or 0),
@@ -163,20 +163,20 @@ class _ResultWriter(tune.Callback):
 
 class _Namer:
     """Trial names (`label-xxxxx`) or folder names (`<cell_id>-xxxxx`, so a later sweep finds a cell's
-    checkpoints) from the wave's cells: Tune's grid holds only cell ids, since a grid of whole configs
-    costs Tune a copy of the grid per trial (about 2x the driver CPU and 10 s more before the first
-    trial of a 1,000-cell wave)."""
+    checkpoints). Tune's grid holds only each cell's id and label: a grid of whole configs costs Tune a
+    deep copy per trial (about 2x the driver CPU and 10 s more before the first trial of a 1,000-cell
+    wave), and a namer holding the wave's labels would be pickled into every trial's state."""
 
-    def __init__(self, labels: Mapping[str, str]) -> None:
-        self.labels = dict(labels)
+    def __init__(self, key: str) -> None:
+        self.key = key  # "label" or "cell_id"
 
     def __call__(self, trial: Any) -> str:
-        return f"{self.labels[trial.config['cell_id']]}-{trial.trial_id[-5:]}"
+        return f"{trial.config['cell'][self.key]}-{trial.trial_id[-5:]}"
 
 
 def _resources(cells: Mapping[str, Cell], gpus: bool, gpus_per_trial: float | None,
                config: dict) -> tune.PlacementGroupFactory:
-    return tune.PlacementGroupFactory([trial_resources(cells[config["cell_id"]], gpus, gpus_per_trial)])
+    return tune.PlacementGroupFactory([trial_resources(cells[config["cell"]["cell_id"]], gpus, gpus_per_trial)])
 
 
 def _probe(path: str) -> bool:
@@ -312,10 +312,9 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
             functools.partial(_resources, wave, gpus, gpus_per_trial))
         tune.Tuner(
             trainable,
-            param_space={"cell_id": tune.grid_search(list(wave))},
+            param_space={"cell": tune.grid_search([{"cell_id": k, "label": c.label()} for k, c in wave.items()])},
             tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
-                                        trial_name_creator=_Namer({k: c.label() for k, c in wave.items()}),
-                                        trial_dirname_creator=_Namer({k: k for k in wave})),
+                                        trial_name_creator=_Namer("label"), trial_dirname_creator=_Namer("cell_id")),
             run_config=tune.RunConfig(
                 name=f"{name}-w{i // wave_size}", storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
@@ -335,5 +334,5 @@ def _reporter() -> tune.ProgressReporter:
     return tune.CLIReporter(
         metric_columns={"epoch": "epoch", "loss": "loss", "val_auc": "val AUC", "auc_same": "AUC same",
                         "auc_other": "AUC other", "auc_both": "AUC scanner"},
-        parameter_columns={"cell_id": "cell"},
+        parameter_columns={"cell/cell_id": "cell id"},
         max_report_frequency=30, max_progress_rows=12, print_intermediate_tables=True)

@@ -93,7 +93,7 @@ def test_mlflow_tracker_logs_every_trial_to_a_file_store(toy_root, tmp_path, ray
     mlflow.set_tracking_uri((res / "_mlflow").resolve().as_uri())
     runs = mlflow.search_runs(experiment_names=["scanshift"])
     assert len(runs) == 2 and "metrics.val_auc" in runs.columns and "metrics.auc_same" in runs.columns
-    assert set(runs["params.cell_id"]) == set(results.read_results(res)["cell_id"])  # joins the ledger
+    assert set(runs["params.cell/cell_id"]) == set(results.read_results(res)["cell_id"])  # joins the ledger
     assert len(results.read_results(res)) == 4  # the tracker is beside the ledger, not instead of it
 
 
