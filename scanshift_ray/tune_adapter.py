@@ -1,12 +1,13 @@
-"""The only module that talks to Ray Tune: runs a list of cells as one Tune grid.
+"""The only module that talks to Ray Tune: runs a list of cells as Tune grids (waves of at most WAVE_SIZE).
 
 Each Tune trial is one cell. It reads its dataset's shards (memory-mapped, so trials on one node
 share the page cache instead of each holding a copy), calls the plain `trial.run_trial`, reports
-per-epoch progress with `tune.report`, writes its predictions and validation curve to the results
-folder itself (they are too large for Tune's experiment state), and finally reports its rows as
-JSON. A callback in the driver checks that the predictions are visible from the driver and writes
-the rows to `<results>/<experiment>/<cell_id>.parquet` (committing the cell) the moment a trial
-finishes, so a killed driver loses at most the cells that were still training.
+per-epoch progress (and checkpoints of long trials) with `tune.report`, and writes its predictions,
+validation curve and finally its rows to the results folder itself (`results.write_output`: the rows
+commit the cell), reporting only a few numbers, so Tune's experiment state does not grow with what a
+cell stores. A callback in the driver checks each committed cell is visible from the driver, records
+cells that failed for good, and deletes spent checkpoints. A killed driver loses at most the cells that
+were still training.
 Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
 """
 
