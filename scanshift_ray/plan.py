@@ -80,7 +80,7 @@ def format_plan(plan: Plan, cpus: int, gpus: int) -> str:
     lines = [f"  {name}: {d + t} cells, {d} done, {t} to run" for name, (d, t) in plan.per_experiment.items()]
     total_done = sum(d for d, _ in plan.per_experiment.values())
     total_todo = sum(t for _, t in plan.per_experiment.values())
-    eta = _duration(plan.seconds) if plan.seconds else "no estimate yet"
+    eta = _duration(plan.seconds) if plan.seconds else "no estimate yet" if total_todo else "nothing to run"
     if plan.unknown and plan.seconds:
         eta += f" for the cells with a history, plus {plan.unknown} without one"
     elif plan.unknown:
