@@ -47,11 +47,12 @@ def measure(cells: int, work: Path) -> dict:
     cpu0, start = time.process_time(), time.time()
     out = run_study(study, shards, res, backend="ray", log=lambda s: None, verbose=0)
     wall, cpu = time.time() - start, time.process_time() - cpu0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before this script reads the results
     rows = results.read_results(res)
     first = (pd.to_datetime(rows["started_at"]).min().timestamp() - start) if len(rows) else float("nan")
     state = sum(p.stat().st_size for p in (res / "_tune").rglob("experiment_state*.json"))
     return {"cells": cells, "ran": out.ran, "failed": len(out.failed), "wall_s": wall, "driver_cpu_s": cpu,
-            "cpu_per_cell_ms": 1000 * cpu / cells, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_per_cell_ms": 1000 * cpu / cells, "peak_mb": peak,
             "state_kb_per_cell": state / 1024 / cells, "first_trial_s": first}
 
 
