@@ -20,9 +20,11 @@ from fault_corpus import CliFault
 
 from scanshift_ray import shards
 from scanshift_ray.datasets import DATASETS
+from scanshift_ray.profiles import PROFILES
 
 KEY = "xray-chest"  # 2-D, two domains "3" and "5"
-SIDE = 16
+# The sweep cases run the smoke profile, which refuses shards smaller than its input: write them at it.
+SIDE = int(PROFILES.get("smoke").slice_size or 64)
 N = 120  # images per domain: more than the reader's quick NaN check looks at
 
 
@@ -30,7 +32,7 @@ def write_toy(root: Path, key: str = KEY, shared: bool = False,
               overrides: dict[str, dict[str, Any]] | None = None) -> Path:
     """Both domains of `key` under `root`, written through `shards.write_shard`; returns `root`."""
     spec = DATASETS.get(key)
-    shape = (SIDE, SIDE) if spec.task == "slice2d" else (3, SIDE, SIDE)
+    shape = tuple(PROFILES.get("smoke").input_shape(spec))
     rng = np.random.default_rng(0)
     for domain in spec.domains:
         labels = np.tile([0, 1], N // 2).astype(np.uint8)
@@ -260,6 +262,10 @@ FAULTS = [
     CliFault("sweep_bytes_changed_after_writing", S, sweep_case(_flip_bytes), "refused", "does not match"),
     CliFault("sweep_nan_at_image_100", S, sweep_case(rewrite("5", pixel(100, np.nan))), "refused", "NaN or inf"),
     CliFault("sweep_missing_domain", S, sweep_case(_delete("3")), "refused", "shard not found"),
+    # shards converted at another size than the profile trains at: upsampling would invent resolution
+    CliFault("sweep_shards_smaller_than_the_input", S,
+             sweep_case(rewrite("3", lambda p: p.update(images=p["images"][:, ::4, ::4].copy()))), "refused",
+             "needs at least its input shape"),
     CliFault("sweep_images_float64", S, sweep_case(rewrite("3", images_as("float64"))), "refused",
              "images are float64"),
     CliFault("sweep_max_failures_negative", S, sweep_case(_nothing, "--max-failures", "-1"), "refused",
