@@ -148,11 +148,6 @@ def write_details(results: str | Path, experiment: str, cell_id: str, prediction
     _write_frame(results, detail_rel(CURVES, experiment, cell_id), curve)
 
 
-def has_details(results: str | Path, experiment: str, cell_id: str) -> bool:
-    """True when both detail files of a cell are visible at `results` (from this machine)."""
-    return all(_exists(results, detail_rel(k, experiment, cell_id)) for k in (PREDICTIONS, CURVES))
-
-
 def write_cell(results: str | Path, rows: list[dict]) -> Path | str:
     """Write the rows of one finished cell atomically (this commits the cell); clears its failure record."""
     if not rows:
