@@ -22,10 +22,21 @@ from scanshift_ray.storage import is_uri
 if TYPE_CHECKING:
     import pandas as pd
 
+def _ablation_names() -> list[str]:
+    from scanshift_ray.synthetic.ablations import ABLATIONS
+    return ABLATIONS.names()
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write synthetic twins as shards."""
     from scanshift_ray.synthetic.generate import write_twins
 
+    if args.provenance:
+        from scanshift_ray.synthetic.provenance import table
+        print(table())
+        return 0
+    if not args.out:
+        raise ScanshiftError("scanshift synth needs --out DIR (the shard root to write)")
     keys = args.datasets or tuple(DATASETS.names())
     for key in keys:
         DATASETS.get(key)
@@ -35,7 +46,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if modality not in ("CT", "MRI", "X-ray") or not value:
             raise ScanshiftError(f"--severity takes MODALITY=VALUE with MODALITY in CT, MRI, X-ray; got {item!r}")
         severity[modality] = float(value)
-    made = write_twins(args.out, keys, PROFILES.get(args.profile), args.seed, severity, force=args.force)
+    made = write_twins(args.out, keys, PROFILES.get(args.profile), args.seed, severity, force=args.force,
+                       ablate=tuple(args.ablate or ()))
     print(f"{len(made)} twin(s) written, {len(keys) - len(made)} already current, under {args.out}")
     return 0
 
@@ -194,12 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_args(run)
     run.set_defaults(func=cmd_run)
     syn = sub.add_parser("synth", help="write synthetic twins as shards")
-    syn.add_argument("--out", required=True, help="shard root to write <key>/<domain>.h5 under")
+    syn.add_argument("--out", help="shard root to write <key>/<domain>.h5 under (required)")
     syn.add_argument("--profile", default="fast", choices=PROFILES.names(), help="twin size (default fast)")
     syn.add_argument("--datasets", type=csv, help=f"comma list of {', '.join(DATASETS.names())} (default all)")
     syn.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     syn.add_argument("--severity", action="append", help="MODALITY=VALUE, e.g. MRI=0.8 (repeatable)")
     syn.add_argument("--force", action="store_true", help="rewrite twins that are already current")
+    syn.add_argument("--ablate", action="append", metavar="NAME",
+                     help="turn one physical difference between the scanners off (repeatable): "
+                          f"{', '.join(_ablation_names())}")
+    syn.add_argument("--provenance", action="store_true",
+                     help="print where every scanner parameter comes from (markdown) and exit")
     syn.set_defaults(func=cmd_synth)
     where_help = "keep only rows whose COLUMN equals VALUE (repeatable), e.g. normalization=image"
     summ = sub.add_parser("summary", help="print Table 2 from result Parquet files")

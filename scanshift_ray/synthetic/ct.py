@@ -82,59 +82,79 @@ def _offset(rng: np.random.Generator, max_mm: float) -> tuple[float, float, floa
     return (0.0, float(rng.uniform(-max_mm, max_mm)), float(rng.uniform(-max_mm, max_mm)))
 
 
-def kidney(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
-    """Arterial-phase kidney region; label 1 = renal tumour. Cysts and medullary pyramids are mimics."""
-    hu = _soft_background(grid, rng, rng.uniform(0.0, 0.1))
-    c = _offset(rng, 8.0)
-    radii = (60.0, rng.uniform(24, 32), rng.uniform(34, 44))
-    angle = rng.uniform(-0.6, 0.6)
-    fat = (60.0, radii[1] + rng.uniform(6, 14), radii[2] + rng.uniform(6, 14))
+def kidney(grid: Grid, label: int, patient: np.random.Generator,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One axial slab of an arterial-phase kidney; label 1 = the patient has a renal tumour.
+
+    Geometry (kidney, cysts, tumour) comes from `patient`, textures from `rng`, so the slabs of one
+    patient are slices through one body. Returns (HU, tumour mask); a slice's label reads the mask.
+    """
+    hu = _soft_background(grid, rng, patient.uniform(0.0, 0.1))
+    c = _offset(patient, 8.0)
+    radii = (patient.uniform(50, 60), patient.uniform(24, 32), patient.uniform(34, 44))  # pole to pole ~110 mm
+    angle = patient.uniform(-0.6, 0.6)
+    fat = (radii[0] + 10, radii[1] + patient.uniform(6, 14), radii[2] + patient.uniform(6, 14))
     _textured(grid.ellipsoid(c, fat, angle), hu, -90.0, 10.0, rng)  # perirenal fat
     outer = grid.ellipsoid(c, radii, angle)
-    inner = grid.ellipsoid(c, (60.0, radii[1] - 6, radii[2] - 6), angle)
-    _textured(outer, hu, rng.uniform(160, 200), 12.0, rng)  # enhancing cortex
-    _textured(inner, hu, rng.uniform(80, 100), 10.0, rng)  # medulla, corticomedullary phase
-    hu[grid.ellipsoid(c, (60.0, radii[1] * 0.35, radii[2] * 0.5), angle)] = -60.0  # sinus fat
-    for _ in range(rng.integers(0, 3)):  # simple cysts: water density, smooth, both classes
-        pos = (rng.uniform(-3, 3), c[1] + rng.uniform(-20, 20), c[2] + rng.uniform(-30, 30))
-        hu[grid.ellipsoid(pos, (rng.uniform(3, 9),) * 3)] = rng.uniform(0, 20)
-    if label:  # renal cell carcinoma: heterogeneous, often exophytic into the perirenal fat
-        ang, rr = rng.uniform(0, 2 * np.pi), rng.uniform(0.7, 1.1)
-        pos = (rng.uniform(-2, 2), c[1] + rr * radii[1] * np.sin(ang), c[2] + rr * radii[2] * np.cos(ang))
-        mass = grid.blob(pos, rng.uniform(9, 16), rng.uniform(0.1, 0.3), rng)
-        _textured(mass, hu, rng.uniform(110, 140), 15.0, rng)
-    return hu
+    inner = grid.ellipsoid(c, (radii[0] - 6, radii[1] - 6, radii[2] - 6), angle)
+    _textured(outer, hu, patient.uniform(160, 200), 12.0, rng)  # enhancing cortex
+    _textured(inner, hu, patient.uniform(80, 100), 10.0, rng)  # medulla, corticomedullary phase
+    hu[grid.ellipsoid(c, (radii[0] * 0.7, radii[1] * 0.35, radii[2] * 0.5), angle)] = -60.0  # sinus fat
+    for _ in range(patient.integers(0, 4)):  # simple cysts: water density, smooth, in both classes
+        pos = (patient.uniform(-40, 40), c[1] + patient.uniform(-20, 20), c[2] + patient.uniform(-30, 30))
+        hu[grid.ellipsoid(pos, (patient.uniform(3, 9),) * 3)] = patient.uniform(0, 20)
+    ang, rr = patient.uniform(0, 2 * np.pi), patient.uniform(0.7, 1.1)
+    pos = (patient.uniform(-0.8, 0.8) * radii[0], c[1] + rr * radii[1] * np.sin(ang),
+           c[2] + rr * radii[2] * np.cos(ang))
+    mass = grid.blob(pos, patient.uniform(9, 16), patient.uniform(0.1, 0.3), patient)
+    mass_hu = patient.uniform(110, 140)
+    if not label:
+        return hu, np.zeros(grid.shape, dtype=bool)
+    _textured(mass, hu, mass_hu, 15.0, rng)  # renal cell carcinoma: heterogeneous, often exophytic
+    return hu, mass
 
 
-def neck(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
-    """Head-and-neck planning CT slice; label 1 = a gross tumour (GTV). Lymph nodes are mimics."""
-    hu = _soft_background(grid, rng, rng.uniform(0.05, 0.2))
-    body = grid.ellipsoid((0, rng.uniform(-4, 4), 0), (99, rng.uniform(62, 72), rng.uniform(70, 78)))
+def neck(grid: Grid, label: int, patient: np.random.Generator,
+         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One axial slab of a head-and-neck planning CT; label 1 = the patient has a gross tumour (GTV).
+
+    Geometry from `patient`, textures from `rng` (see `kidney`). Lymph nodes are mimics.
+    Returns (HU, GTV mask).
+    """
+    hu = _soft_background(grid, rng, patient.uniform(0.05, 0.2))
+    body = grid.ellipsoid((0, patient.uniform(-4, 4), 0), (160, patient.uniform(62, 72), patient.uniform(70, 78)))
     hu[~body] = -1000.0
-    airway = (0.0, rng.uniform(-35, -25), rng.uniform(-5, 5))
-    hu[grid.ellipsoid(airway, (99, rng.uniform(6, 10), rng.uniform(8, 13)))] = -1000.0
-    spine = (0.0, rng.uniform(20, 28), 0.0)
-    _textured(grid.ellipsoid(spine, (99, 14, 14)), hu, 700.0, 60.0, rng)
-    _textured(grid.ellipsoid(spine, (99, 10, 10)), hu, 250.0, 40.0, rng)
+    airway = (0.0, patient.uniform(-35, -25), patient.uniform(-5, 5))
+    hu[grid.ellipsoid(airway, (160, patient.uniform(6, 10), patient.uniform(8, 13)))] = -1000.0
+    spine = (0.0, patient.uniform(20, 28), 0.0)
+    _textured(grid.ellipsoid(spine, (160, 14, 14)), hu, 700.0, 60.0, rng)
+    _textured(grid.ellipsoid(spine, (160, 10, 10)), hu, 250.0, 40.0, rng)
     for side in (-1, 1):  # carotid artery and jugular vein, contrast enhanced
-        hu[grid.ellipsoid((0, -8, side * rng.uniform(25, 32)), (99, 4, 4))] = rng.uniform(160, 220)
-        hu[grid.ellipsoid((0, -4, side * rng.uniform(36, 44)), (99, 6, 5))] = rng.uniform(120, 170)
-    for _ in range(rng.integers(0, 4)):  # lymph nodes: round, muscle-like
-        pos = (rng.uniform(-3, 3), rng.uniform(-30, 20), rng.choice([-1, 1]) * rng.uniform(20, 55))
-        _textured(grid.ellipsoid(pos, (rng.uniform(3, 6),) * 3), hu, rng.uniform(35, 55), 6.0, rng)
-    if label:
-        pos = (rng.uniform(-2, 2), rng.uniform(-25, 5), rng.uniform(-35, 35))
-        mass = grid.blob(pos, rng.uniform(10, 18), rng.uniform(0.1, 0.35), rng)
-        _textured(mass & body, hu, rng.uniform(90, 120), 14.0, rng)  # enhancing vs muscle (~45 HU)
-    return hu
+        hu[grid.ellipsoid((0, -8, side * patient.uniform(25, 32)), (160, 4, 4))] = patient.uniform(160, 220)
+        hu[grid.ellipsoid((0, -4, side * patient.uniform(36, 44)), (160, 6, 5))] = patient.uniform(120, 170)
+    for _ in range(patient.integers(0, 6)):  # lymph nodes: round, muscle-like
+        pos = (patient.uniform(-50, 50), patient.uniform(-30, 20), patient.choice([-1, 1]) * patient.uniform(20, 55))
+        _textured(grid.ellipsoid(pos, (patient.uniform(3, 6),) * 3), hu, patient.uniform(35, 55), 6.0, rng)
+    pos = (patient.uniform(-40, 40), patient.uniform(-25, 5), patient.uniform(-35, 35))
+    mass = grid.blob(pos, patient.uniform(10, 18), patient.uniform(0.1, 0.35), patient) & body
+    mass_hu = patient.uniform(90, 120)
+    if not label:
+        return hu, np.zeros(grid.shape, dtype=bool)
+    _textured(mass, hu, mass_hu, 14.0, rng)  # enhancing vs muscle (~45 HU)
+    return hu, mass
 
 
-def lung_nodule(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
-    """Crop centred on a lung nodule; label 1 = malignancy 5 (vs 1). Sizes and shapes overlap."""
-    hu = -850.0 + 25.0 * random_field(grid.shape, 2.0, rng)
+def lung_nodule(grid: Grid, label: int, patient: np.random.Generator, rng: np.random.Generator) -> np.ndarray:
+    """Crop centred on one of a patient's lung nodules; label 1 = malignancy 5 (vs 1). Sizes overlap.
+
+    The patient sets the lung parenchyma (density, texture, vessel calibre); the nodule and the
+    crop's vessels are the sample's.
+    """
+    lung_hu, texture, vessel = patient.uniform(-880, -820), patient.uniform(18, 32), patient.uniform(0.8, 1.2)
+    hu = lung_hu + texture * random_field(grid.shape, 2.0, rng)
     for _ in range(rng.integers(2, 5)):  # vessels: long thin ellipsoids through the crop
         pos = _offset(rng, 12.0)
-        r = rng.uniform(0.6, 1.6)
+        r = vessel * rng.uniform(0.6, 1.6)
         hu[grid.ellipsoid(pos, (40.0, r, 40.0), rng.uniform(0, np.pi))] = rng.uniform(20, 60)
     if label:
         radius = rng.uniform(3.5, 10.0)
@@ -152,8 +172,9 @@ def lung_nodule(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
     return hu
 
 
-def oropharynx(grid: Grid, label: int, rng: np.random.Generator) -> np.ndarray:
-    """GTV-centred cube; label 1 = HPV/p16 positive. A weak, texture-level signal, as in the paper."""
+def oropharynx(grid: Grid, label: int, patient: np.random.Generator, rng: np.random.Generator) -> np.ndarray:
+    """GTV-centred cube, one per patient; label 1 = HPV/p16 positive. A weak, texture-level signal."""
+    del patient  # one crop per patient: nothing is shared between samples
     hu = _soft_background(grid, rng, rng.uniform(0.1, 0.3))
     if rng.random() < 0.6:
         pos = (rng.uniform(-20, 20), rng.uniform(-30, -15), rng.uniform(-10, 10))

@@ -127,39 +127,50 @@ def _at(value: float | np.ndarray, mask: np.ndarray) -> float | np.ndarray:
     return value[mask] if isinstance(value, np.ndarray) else value
 
 
-def prostate(grid: Grid, label: int, rng: np.random.Generator) -> Maps:
-    """Axial T2W prostate; label 1 = csPCa lesion (T2 ~97 ms vs 149 ms PZ). BPH and prostatitis mimic it."""
+def prostate(grid: Grid, label: int, patient: np.random.Generator,
+             rng: np.random.Generator) -> tuple[Maps, np.ndarray]:
+    """One axial T2W slab of a prostate; label 1 = the patient has a csPCa lesion (T2 ~97 vs 149 ms PZ).
+
+    Geometry from `patient` (gland, zones, BPH nodules, prostatitis, lesion), texture from `rng`, so
+    the slabs of one patient are slices through one gland (base to apex ~40 mm). BPH and prostatitis
+    mimic the lesion. Returns (parameter maps, lesion mask).
+    """
     maps = _blank(grid, "fat")
     tex = random_field(grid.shape, 2.0, rng)
     for side in (-1, 1):
-        _paint(maps, grid.ellipsoid((0, 0, side * rng.uniform(38, 44)), (99, 22, 7)), "muscle")
-    rect = (0.0, rng.uniform(26, 32), rng.uniform(-4, 4))
-    _paint(maps, grid.ellipsoid(rect, (99, 10, 14)), "muscle")
-    _paint(maps, grid.ellipsoid(rect, (99, 5, 8)), "air")
-    c = (0.0, rng.uniform(-3, 3), rng.uniform(-3, 3))
-    ry, rx = rng.uniform(16, 22), rng.uniform(21, 28)
-    _paint(maps, grid.ellipsoid(c, (99, ry, rx)), "pz", t2=149.0 * (1 + 0.08 * tex))
+        _paint(maps, grid.ellipsoid((0, 0, side * patient.uniform(38, 44)), (160, 22, 7)), "muscle")
+    rect = (0.0, patient.uniform(26, 32), patient.uniform(-4, 4))
+    _paint(maps, grid.ellipsoid(rect, (160, 10, 14)), "muscle")
+    _paint(maps, grid.ellipsoid(rect, (160, 5, 8)), "air")
+    c = (0.0, patient.uniform(-3, 3), patient.uniform(-3, 3))
+    rz, ry, rx = patient.uniform(20, 26), patient.uniform(16, 22), patient.uniform(21, 28)
+    _paint(maps, grid.ellipsoid(c, (rz, ry, rx)), "pz", t2=149.0 * (1 + 0.08 * tex))
     tz_c = (0.0, c[1] - ry * 0.25, c[2])
-    tz = grid.ellipsoid(tz_c, (99, ry * 0.6, rx * 0.65))
+    tz = grid.ellipsoid(tz_c, (rz * 0.8, ry * 0.6, rx * 0.65))
     _paint(maps, tz, "tz", t2=120.0 * (1 + 0.1 * tex))
-    for _ in range(rng.integers(0, 4)):  # BPH stromal nodules: low T2, round, in the TZ
-        pos = (rng.uniform(-2, 2), tz_c[1] + rng.uniform(-6, 6), tz_c[2] + rng.uniform(-10, 10))
-        _paint(maps, grid.ellipsoid(pos, (rng.uniform(2, 6),) * 3) & tz, "tz", t2=rng.uniform(95, 115))
-    if rng.random() < 0.5:  # prostatitis: band of mildly low T2 in the PZ
-        band = grid.ellipsoid((0, c[1] + ry * 0.6, c[2] + rng.uniform(-8, 8)), (99, 3, 9), rng.uniform(-1, 1))
-        _paint(maps, band & ~tz, "pz", t2=rng.uniform(110, 125))
-    if label:
-        in_pz = rng.random() < 0.7
-        ang = rng.uniform(0.3, np.pi - 0.3) if in_pz else rng.uniform(0, 2 * np.pi)
-        rr = 0.75 if in_pz else 0.2
-        pos = (rng.uniform(-1, 1), c[1] + ry * rr * np.sin(ang), c[2] + rx * rr * np.cos(ang))
-        lesion = grid.blob(pos, rng.uniform(3, 8), rng.uniform(0.1, 0.3), rng)
-        _paint(maps, lesion, "tumour", t2=rng.uniform(82, 108))
-    return maps
+    for _ in range(patient.integers(0, 6)):  # BPH stromal nodules: low T2, round, in the TZ
+        pos = (patient.uniform(-15, 15), tz_c[1] + patient.uniform(-6, 6), tz_c[2] + patient.uniform(-10, 10))
+        _paint(maps, grid.ellipsoid(pos, (patient.uniform(2, 6),) * 3) & tz, "tz", t2=patient.uniform(95, 115))
+    if patient.random() < 0.5:  # prostatitis: band of mildly low T2 in the PZ
+        band = grid.ellipsoid((0, c[1] + ry * 0.6, c[2] + patient.uniform(-8, 8)), (rz * 0.7, 3, 9),
+                              patient.uniform(-1, 1))
+        _paint(maps, band & ~tz, "pz", t2=patient.uniform(110, 125))
+    in_pz = patient.random() < 0.7
+    ang = patient.uniform(0.3, np.pi - 0.3) if in_pz else patient.uniform(0, 2 * np.pi)
+    rr = 0.75 if in_pz else 0.2
+    pos = (patient.uniform(-0.7, 0.7) * rz, c[1] + ry * rr * np.sin(ang), c[2] + rx * rr * np.cos(ang))
+    lesion = grid.blob(pos, patient.uniform(3, 8), patient.uniform(0.1, 0.3), patient)
+    lesion_t2 = patient.uniform(82, 108)
+    if not label:
+        return maps, np.zeros(grid.shape, dtype=bool)
+    _paint(maps, lesion, "tumour", t2=lesion_t2)
+    return maps, lesion
 
 
-def breast(grid: Grid, label: int, rng: np.random.Generator) -> Maps:
-    """First post-contrast DCE crop at the tumour; label 1 = T stage > 2 (larger, often rim-enhancing)."""
+def breast(grid: Grid, label: int, patient: np.random.Generator, rng: np.random.Generator) -> Maps:
+    """First post-contrast DCE crop at the tumour, one per patient; label 1 = T stage > 2 (larger, often
+    rim-enhancing)."""
+    del patient  # one crop per patient: nothing is shared between samples
     maps = _blank(grid, "fat")
     field = random_field(grid.shape, 4.0, rng)
     fgt = field > np.quantile(field, 1.0 - rng.uniform(0.15, 0.6))

@@ -18,16 +18,26 @@ OVERSAMPLE = 2  # in-plane render resolution relative to the output grid
 
 @dataclass(frozen=True)
 class Grid:
-    """A (z, y, x) voxel grid with spacing in mm, centred on the origin."""
+    """A (z, y, x) voxel grid with spacing in mm, centred on (z0, 0, 0) of the patient's coordinates.
+
+    `z0` places one slab of a taller patient: the slices of a patient are grids with the same shape
+    at different z0, so an anatomy drawn in patient coordinates is one continuous body across them.
+    """
 
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
+    z0: float = 0.0
 
     def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Open-mesh z, y, x coordinates in mm (broadcastable)."""
         axes = [(np.arange(n) - (n - 1) / 2.0) * s for n, s in zip(self.shape, self.spacing, strict=True)]
         z, y, x = np.ix_(*axes)
-        return z, y, x
+        return z + self.z0, y, x
+
+    def central_rows(self, half_mm: float) -> np.ndarray:
+        """Indices of the z rows within `half_mm` of the grid's centre (the rows a slice label reads)."""
+        z = (np.arange(self.shape[0]) - (self.shape[0] - 1) / 2.0) * self.spacing[0]
+        return np.flatnonzero(np.abs(z) <= max(half_mm, self.spacing[0] / 2))
 
     def ellipsoid(self, center: tuple[float, float, float], radii: tuple[float, float, float],
                   angle: float = 0.0) -> np.ndarray:

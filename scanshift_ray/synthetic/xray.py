@@ -120,3 +120,16 @@ def chest(shape: tuple[int, int], fov_mm: float, label: int, rng: np.random.Gene
         clav = np.abs(y - (-150.0 + 0.15 * side * x)) < 6.0
         bone = bone + 1.2 * (clav & (side * x > 15) & (np.abs(x) < 120))
     return {"soft": np.clip(soft, 0.0, None), "bone": bone}
+
+
+def reposition(paths: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One patient's path-length maps as seen in another exam: shifted on the detector and scaled by
+    a different inspiration and magnification (a few per cent), so a patient's radiographs share
+    their anatomy but not their pixels."""
+    n_y, n_x = paths["soft"].shape
+    scale = rng.uniform(0.97, 1.03, size=2)
+    shift = rng.uniform(-0.03, 0.03, size=2) * (n_y, n_x)
+    centre = np.array([(n_y - 1) / 2, (n_x - 1) / 2])
+    offset = centre - scale * centre + shift  # output (i, j) reads input scale * (i, j) + offset
+    return {k: ndimage.affine_transform(v, scale, offset=offset, order=1, mode="nearest")
+            for k, v in paths.items()}
