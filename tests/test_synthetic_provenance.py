@@ -61,3 +61,9 @@ def test_every_scanner_parameter_has_a_provenance_entry_with_known_sources():
                 assert ref in provenance.SOURCES or ref in ("A", "B", "T"), (key, f.name, ref)
     table = provenance.table()
     assert table.count("| scanners |") == len(TWINS.names())
+
+
+def test_the_readme_shows_the_current_provenance_table():
+    from pathlib import Path
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert provenance.table() in readme.read_text(), "regenerate it: scanshift synth --provenance"

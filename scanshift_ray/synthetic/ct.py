@@ -106,7 +106,7 @@ def kidney(grid: Grid, label: int, patient: np.random.Generator,
     ang, rr = patient.uniform(0, 2 * np.pi), patient.uniform(0.7, 1.1)
     pos = (patient.uniform(-0.8, 0.8) * radii[0], c[1] + rr * radii[1] * np.sin(ang),
            c[2] + rr * radii[2] * np.cos(ang))
-    mass = grid.blob(pos, patient.uniform(9, 16), patient.uniform(0.1, 0.3), patient)
+    mass = grid.blob(pos, patient.uniform(12, 22), patient.uniform(0.1, 0.3), patient)  # KiTS: median ~4 cm
     mass_hu = patient.uniform(110, 140)
     if not label:
         return hu, np.zeros(grid.shape, dtype=bool)
@@ -136,8 +136,8 @@ def neck(grid: Grid, label: int, patient: np.random.Generator,
         pos = (patient.uniform(-50, 50), patient.uniform(-30, 20), patient.choice([-1, 1]) * patient.uniform(20, 55))
         _textured(grid.ellipsoid(pos, (patient.uniform(3, 6),) * 3), hu, patient.uniform(35, 55), 6.0, rng)
     pos = (patient.uniform(-40, 40), patient.uniform(-25, 5), patient.uniform(-35, 35))
-    mass = grid.blob(pos, patient.uniform(10, 18), patient.uniform(0.1, 0.35), patient) & body
-    mass_hu = patient.uniform(90, 120)
+    mass = grid.blob(pos, patient.uniform(12, 22), patient.uniform(0.1, 0.35), patient) & body
+    mass_hu = patient.uniform(100, 130)
     if not label:
         return hu, np.zeros(grid.shape, dtype=bool)
     _textured(mass, hu, mass_hu, 14.0, rng)  # enhancing vs muscle (~45 HU)
@@ -181,7 +181,7 @@ def oropharynx(grid: Grid, label: int, patient: np.random.Generator, rng: np.ran
         hu[grid.ellipsoid(pos, (40.0, 7.0, 10.0))] = -1000.0  # airway
     radius = rng.uniform(9, 18) if label else rng.uniform(11, 22)
     mass = grid.blob((0, 0, 0), radius, rng.uniform(0.1, 0.35), rng)
-    _textured(mass, hu, rng.uniform(55, 80), 10.0 if label else 16.0, rng)
+    _textured(mass, hu, rng.uniform(55, 80), 9.0 if label else 17.0, rng)
     if rng.random() < (0.2 if label else 0.5):  # necrotic core, more often HPV-negative
         hu[grid.blob((0, 0, 0), radius * 0.45, 0.2, rng)] = rng.uniform(10, 30)
     if rng.random() < (0.6 if label else 0.25):  # cystic nodal metastasis, typical of HPV-positive

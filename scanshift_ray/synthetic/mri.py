@@ -159,8 +159,8 @@ def prostate(grid: Grid, label: int, patient: np.random.Generator,
     ang = patient.uniform(0.3, np.pi - 0.3) if in_pz else patient.uniform(0, 2 * np.pi)
     rr = 0.75 if in_pz else 0.2
     pos = (patient.uniform(-0.7, 0.7) * rz, c[1] + ry * rr * np.sin(ang), c[2] + rx * rr * np.cos(ang))
-    lesion = grid.blob(pos, patient.uniform(3, 8), patient.uniform(0.1, 0.3), patient)
-    lesion_t2 = patient.uniform(82, 108)
+    lesion = grid.blob(pos, patient.uniform(5, 10), patient.uniform(0.1, 0.3), patient)
+    lesion_t2 = patient.uniform(80, 100)
     if not label:
         return maps, np.zeros(grid.shape, dtype=bool)
     _paint(maps, lesion, "tumour", t2=lesion_t2)
