@@ -122,3 +122,12 @@ def test_views_of_one_patient_share_the_label_not_the_pixels():
     pats = _patients("xray-chest", 10, 3)
     assert all(len(set(labs)) == 1 for _, labs in pats)
     assert not any(np.array_equal(imgs[0], imgs[1]) for imgs, _ in pats)
+
+
+def test_a_patients_streams_are_distinct():
+    from scanshift_ray.synthetic.patients import label_rng, patient_rng, sample_rng
+    # numpy pads seeds shorter than four words with zeros, so [a, b, c] and [a, b, c, 0] would coincide
+    for patient in (0, 1):
+        draws = [g.random() for g in (label_rng(0, "ct-lidc", 0, patient), patient_rng(0, "ct-lidc", 0, patient),
+                                      sample_rng(0, "ct-lidc", 0, patient, 0), sample_rng(0, "ct-lidc", 0, patient, 1))]
+        assert len(set(draws)) == 4
