@@ -13,7 +13,6 @@ Ray 2.60 API: `tune.report(dict)`, configs imported from `ray.tune`.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 import uuid
@@ -175,9 +174,19 @@ class _Namer:
         return f"{trial.config['cell'][self.key]}-{trial.trial_id[-5:]}"
 
 
-def _resources(cells: Mapping[str, Cell], gpus: bool, gpus_per_trial: float | None,
-               config: dict) -> tune.PlacementGroupFactory:
-    return tune.PlacementGroupFactory([trial_resources(cells[config["cell"]["cell_id"]], gpus, gpus_per_trial)])
+class _WaveResources:
+    """A wave's trial resources by cell id, for `tune.with_resources`. Ray caches each wave's trainable
+    class for the driver's lifetime (and with it this object), so the wave clears it when it is done:
+    holding the wave's cells here would keep every wave's cells alive."""
+
+    def __init__(self, wave: Mapping[str, Cell], gpus: bool, gpus_per_trial: float | None) -> None:
+        self.by_cell = {k: trial_resources(c, gpus, gpus_per_trial) for k, c in wave.items()}
+
+    def __call__(self, config: dict) -> tune.PlacementGroupFactory:
+        return tune.PlacementGroupFactory([self.by_cell[config["cell"]["cell_id"]]])
+
+    def clear(self) -> None:
+        self.by_cell = {}
 
 
 def _probe(path: str) -> bool:
@@ -302,15 +311,19 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     writer = _ResultWriter(results_dir, {c.cell_id: c for c in cells}, storage, log)
-    callbacks = [writer, *tracker_callbacks(tracker, results_dir)]
     name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # one per sweep
     wave_size = max(1, wave_size)
     for i in range(0, len(cells), wave_size):
         wave = {c.cell_id: c for c in cells[i:i + wave_size]}
+        resources = _WaveResources(wave, gpus, gpus_per_trial)
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, cells={k: c.to_dict() for k, c in wave.items()}, shard_root=shard_root,
                                  results_dir=results_dir, storage=storage, checkpoint_every=checkpoint_every),
-            functools.partial(_resources, wave, gpus, gpus_per_trial))
+            resources)
+        # A new callback list per wave: Tune appends its own callbacks (progress, CSV/JSON/TensorBoard
+        # loggers) to the list it is given, and callbacks reused by the next wave keep every earlier
+        # wave's trials (their results, open files) alive, so the driver's memory grew with each wave.
+        callbacks = [writer, *tracker_callbacks(tracker, results_dir)]
         tune.Tuner(
             trainable,
             param_space={"cell": tune.grid_search([{"cell_id": k, "label": c.label()} for k, c in wave.items()])},
@@ -322,6 +335,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=callbacks, verbose=min(verbose, 1), progress_reporter=_reporter()),
         ).fit()
+        resources.clear()
         _stop_if_interrupted(results_dir, wave)
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}

@@ -137,3 +137,36 @@ def test_an_interrupted_wave_stops_the_sweep(tmp_path):
     _stop_if_interrupted(str(tmp_path), {c.cell_id: c for c in (done, failed)})  # all accounted for
     with pytest.raises(KeyboardInterrupt):
         _stop_if_interrupted(str(tmp_path), {c.cell_id: c for c in (done, failed, open_)})
+
+
+def test_each_wave_gets_fresh_callbacks_and_releases_its_cells(tmp_path, monkeypatch):
+    """Tune appends its own callbacks (progress, loggers holding every trial) to the list it is given:
+    a list shared by the waves kept every earlier wave's trials alive, so the driver's memory grew per
+    wave. Each wave's resource table is emptied once the wave is done (Ray caches the trainable)."""
+    from conftest import make_cell
+
+    from scanshift_ray import tune_adapter
+
+    cells = [make_cell("xray-chest", "3", seed=s) for s in range(3)]
+    seen_callbacks, seen_resources = [], []
+
+    class FakeTuner:
+        def __init__(self, trainable, param_space, tune_config, run_config):
+            self.ids = [v["cell_id"] for v in param_space["cell"]["grid_search"]]
+            self.callbacks = run_config.callbacks
+            seen_callbacks.append(list(self.callbacks))
+
+        def fit(self):
+            self.callbacks.append(object())  # what Tune does with the list
+            for cell in (c for c in cells if c.cell_id in self.ids):
+                results.write_cell(tmp_path, [{"experiment": cell.experiment, "cell_id": cell.cell_id}])
+
+    monkeypatch.setattr(tune_adapter.ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(tune_adapter.ray, "nodes", lambda: [])
+    monkeypatch.setattr(tune_adapter.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(tune_adapter.tune, "with_parameters", lambda fn, **kw: fn)
+    monkeypatch.setattr(tune_adapter.tune, "with_resources", lambda fn, res: seen_resources.append(res) or fn)
+    monkeypatch.setattr(tune_adapter.tune, "Tuner", FakeTuner)
+    tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None, wave_size=2)
+    assert [len(c) for c in seen_callbacks] == [1, 1]  # the writer only: nothing left from the wave before
+    assert len(seen_resources) == 2 and all(r.by_cell == {} for r in seen_resources)
