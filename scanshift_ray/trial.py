@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scanshift_ray import __version__
 from scanshift_ray.datasets import DATASETS, DatasetSpec
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.models import build_model, to_device
+from scanshift_ray.models import as_model_input, build_model, to_device
 from scanshift_ray.profiles import DETERMINISTIC_ENV
 from scanshift_ray.shards import Shard
 from scanshift_ray.splits import keep_masks, seed_hash, split_digest, split_patients
@@ -170,7 +170,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     prep_seconds = time.perf_counter() - start
     torch.manual_seed(seed_hash("init", cell.cell_id))  # weight init is part of the cell's randomness
     model = to_device(build_model(cell.model, t.input_shape, t.width), dev)
-    on_dev = {k: (x.to(dev), y) for k, (x, y) in sets.items()}
+    on_dev = _on_device(model, sets, dev)
     x_train, y_train = on_dev.pop("train")
     per_batch = cell.option("noise_alpha") if cell.option("noise_draw") == "per_batch" else 0.0
     cfg = TrainConfig(t.epochs, t.batch_size, t.lr, seed_hash("train", cell.cell_id),
@@ -189,6 +189,17 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     index = meta.pop("index")
     rows = make_rows(cell, spec, sets, fitted, logits, {**meta, **timing})
     return TrialOutput(rows, _predictions(cell, shards, sets, index, logits), _curve(cell, fitted))
+
+
+def _on_device(model: torch.nn.Module, sets: Mapping[str, tuple[torch.Tensor, np.ndarray]],
+               device: torch.device) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """`sets` moved to `device`; the evaluation sets (all but "train") also in `model`'s input memory format.
+
+    Converted once here, not in each of the 30-60 validation passes (`models.as_model_input`; same logits).
+    The training set stays as it is: its batches are gathered by index every step anyway.
+    """
+    return {k: (x.to(device) if k == "train" else as_model_input(model, x.to(device)), y)
+            for k, (x, y) in sets.items()}
 
 
 def _check_data(cell: Cell, shards: Mapping[str, Shard]) -> None:

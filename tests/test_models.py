@@ -62,3 +62,30 @@ def test_paper_parameter_counts(name, shape, count):
 def test_bad_input_shape_is_rejected():
     with pytest.raises(ValueError, match="mrnet2d needs 2D inputs"):
         build_model("mrnet2d", (5, 32, 32), 1.0)
+
+
+@pytest.mark.parametrize("name, shape, width", CASES)
+def test_evaluation_inputs_in_the_model_memory_format_give_identical_logits(name, shape, width):
+    """`as_model_input` only changes how an evaluation set is stored: the logits stay equal bit for bit."""
+    from scanshift_ray.models import as_model_input, to_device
+
+    torch.manual_seed(0)
+    model = to_device(build_model(name, shape, width), "cpu").eval()
+    x = torch.randn(6, *shape)
+    stored = as_model_input(model, x)
+    with torch.inference_mode():
+        assert torch.equal(model(stored), model(x))
+    # 4D inputs of a 2D (channels-last) model are stored NHWC; everything else is passed through as is.
+    if x.ndim == 4 and all(p.ndim != 5 for p in model.parameters()):
+        assert stored.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(
+            memory_format=torch.channels_last)
+    else:
+        assert stored is x
+
+
+def test_a_model_left_in_nchw_gets_its_inputs_unchanged():
+    from scanshift_ray.models import as_model_input
+
+    model = build_model("nodulex", (5, 32, 32), 0.25)  # not moved by to_device: NCHW weights
+    x = torch.randn(2, 5, 32, 32)
+    assert as_model_input(model, x) is x
