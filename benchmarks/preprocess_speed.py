@@ -7,12 +7,15 @@
 Writes a tree in the dataset's real format once (ct-hnscc: planning CT + RTSTRUCT per patient as DICOM;
 xray-chest: master spreadsheet + one 16-bit PNG per patient), then converts it in the same process with
 `--workers 1` (the baseline) and with one worker per core, and prints images/second of both and their
-ratio (> 1 means the pool is faster).
+ratio (> 1 means the pool is faster). Around the runs it checks how much of the machine is free: busy
+loops in one and in one-per-core processes; on a machine other jobs share, that "machine check" (the
+core count when idle) bounds the ratio, so a low ratio beside a low check says the cores were taken.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -53,6 +56,27 @@ def make_brax(root: Path, patients: int, side: int) -> int:
     return patients
 
 
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:  # CPU time, not wall time: a shared core stretches the loop
+        pass
+
+
+def machine_check(processes: int, seconds: float = 0.5) -> float:
+    """How many one-process loops of `seconds` CPU `processes` concurrent ones finish in the same wall time
+    (`processes` on an idle machine, less when other jobs hold cores)."""
+    start = time.perf_counter()
+    _spin(seconds)
+    alone = time.perf_counter() - start
+    procs = [mp.get_context("fork").Process(target=_spin, args=(seconds,)) for _ in range(processes)]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return processes * alone / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time both runs and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,14 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         raw = Path(tmp) / "raw"
         n = (make_tree(raw, args.patients, args.slices, args.side) if args.dataset == "ct-hnscc"
              else make_brax(raw, args.patients, args.side))
-        rates = {}
+        rates, checks = {}, [machine_check(cores)]
         for workers in (1, cores):
             start = time.perf_counter()
             convert(args.dataset, raw, Path(tmp) / f"out{workers}", b"benchmark-key", (), workers)
             rates[workers] = n / (time.perf_counter() - start)
+        checks.append(machine_check(cores))
     print(f"{args.dataset}: {n} images of {args.side} px, {args.patients} patients, {cores} cores")
     print(f"single process: {rates[1]:.1f} images/s; {cores} workers: {rates[cores]:.1f} images/s; "
           f"ratio {rates[cores] / rates[1]:.2f}")
+    print(f"machine check before / after: {cores} busy loops ran {checks[0]:.2f} / {checks[1]:.2f} times one "
+          f"({cores:.2f} when the machine is idle)")
     return 0
 
 

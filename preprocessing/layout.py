@@ -14,6 +14,7 @@ patients is split by PatientID, so one case never mixes two patients.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 import pydicom
@@ -49,9 +50,16 @@ def folder_ids(files: list[Path]) -> dict[Path, str]:
     return {p: pid for p in candidates if (pid := patient_id(p))}
 
 
-def _chain(raw: Path, folder: Path) -> list[Path]:
+@lru_cache(maxsize=4096)  # asked once per file, and a folder holds hundreds of slices (pathlib is slow)
+def _chain(raw: Path, folder: Path) -> tuple[Path, ...]:
     """`folder` and its ancestors below `raw`, nearest first (empty for `raw` itself)."""
-    return [] if folder == raw else [folder, *[a for a in folder.parents if raw in a.parents]]
+    chain, at = [], folder
+    while at != raw:
+        if at == at.parent:  # not under `raw` after all: only the folder itself
+            return (folder,)
+        chain.append(at)
+        at = at.parent
+    return tuple(chain)
 
 
 def _home(raw: Path, folder: Path, pid: str, owners: dict[Path, set[str]], named: dict[str, Path]) -> Path:

@@ -119,7 +119,7 @@ def manifest_info(job: Job, outs: list[CaseOutput], loose: list[tuple[str, str]]
 
 def _stage(job: Job, group: list[CaseOutput], domain: str, path: Path) -> None:
     spec = job.spec
-    images = np.stack([im for o in group for im in o.images])
+    images = shards.ImageBlocks(tuple(b for o in group if (b := o.pack().block) is not None))
     labels = np.asarray([lab for o in group for lab in o.labels], dtype=np.uint8)
     pids = np.asarray([o.patient for o in group for _ in o.labels], dtype=object)
     attrs = {"dataset": job.key, "domain": domain, "modality": spec.modality, "task": spec.task,

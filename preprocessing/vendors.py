@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from scanshift_ray.datasets import DatasetSpec
 
@@ -76,6 +77,7 @@ class Vendor:
         return bool(self.name)
 
 
+@lru_cache(maxsize=1024)  # asked once per case, and a dataset has a handful of distinct strings
 def vendor_of(manufacturer: str) -> Vendor:
     """The vendor a Manufacturer string names (software vendors are flagged; first match wins)."""
     tokens = words(manufacturer)

@@ -20,7 +20,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +65,21 @@ def content_digest(images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarr
     Reads `images` in chunks of about 64 MB (a memory-mapped shard is never copied whole) and hands each
     chunk to `on_chunk`, so one pass can both hash and check every image.
     """
+    return _digest(tuple(images.shape), [images] if images.ndim else [], labels, patient_ids, on_chunk)
+
+
+def _digest(shape: tuple[int, ...], blocks: Sequence[np.ndarray], labels: np.ndarray, patient_ids: np.ndarray,
+            on_chunk: Callable[[np.ndarray], None] | None) -> str:
+    """`content_digest` of images of `shape` held as consecutive `blocks` (the same bytes as one array)."""
     h = hashlib.sha1()
-    h.update(str(images.shape).encode())
-    n = images.shape[0] if images.ndim else 0
-    per = max(1, (64 << 20) // max(1, images[:1].nbytes))
-    for i in range(0, n, per):
-        chunk = np.ascontiguousarray(images[i:i + per])
-        if on_chunk is not None:
-            on_chunk(chunk)
-        h.update(chunk.tobytes())
+    h.update(str(shape).encode())
+    for block in blocks:
+        per = max(1, (64 << 20) // max(1, block[:1].nbytes))
+        for i in range(0, block.shape[0], per):
+            chunk = np.ascontiguousarray(block[i:i + per])
+            if on_chunk is not None:
+                on_chunk(chunk)
+            h.update(chunk.data.cast("B"))  # the same bytes as tobytes(), without copying them
     h.update(np.asarray(labels, dtype=np.uint8).tobytes())
     h.update("\0".join(map(str, patient_ids)).encode())
     return h.hexdigest()
@@ -138,40 +145,74 @@ def verify_content(path: str | Path, shard: Shard) -> None:
     _remember(str(path), [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, stored])
 
 
-def write_shard(path: str | Path, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
+@dataclass(frozen=True)
+class ImageBlocks:
+    """Images handed to `write_shard` as consecutive blocks of one dtype and image shape: the shard holds
+    their concatenation, which is never built in memory (a converter's cases arrive one block each)."""
+
+    blocks: tuple[np.ndarray, ...]
+
+    def shape(self, where: str) -> tuple[int, ...]:
+        """Shape of the concatenation; a one-line error when the blocks do not stack."""
+        first = self.blocks[0] if self.blocks else np.zeros((0, 0, 0), np.float32)
+        if any(b.ndim == 0 or b.dtype != first.dtype or b.shape[1:] != first.shape[1:] for b in self.blocks):
+            raise ScanshiftError(f"invalid shard {where}: image blocks differ in dtype or image shape "
+                                 f"({sorted({f'{b.dtype}{b.shape[1:]}' for b in self.blocks})})")
+        return (sum(int(b.shape[0]) for b in self.blocks), *first.shape[1:])
+
+
+def write_shard(path: str | Path, images: np.ndarray | ImageBlocks, labels: np.ndarray, patient_ids: np.ndarray,
                 attrs: Mapping[str, Any]) -> Path:
     """Validate and write one shard atomically (temp file in the same folder, then rename).
 
     Unlike a read, a write checks every image for NaN/inf: the array is in memory anyway, and the check
-    rides on the pass that computes the content hash.
+    rides on the pass that computes the content hash. That pass runs in a thread while the file is
+    written (hashlib and h5py release the GIL), so the two take the time of the longer, not of both.
 
     Raises:
         ScanshiftError: the data breaks a shard invariant (one line naming `path`); nothing is written.
     """
     path = Path(path)
-    images = np.asarray(images)
+    blocks = images.blocks if isinstance(images, ImageBlocks) else (np.asarray(images),)
+    shape = ImageBlocks(blocks).shape(str(path)) if isinstance(images, ImageBlocks) else blocks[0].shape
     labels = np.asarray(labels)
     patient_ids = np.asarray([str(p) for p in patient_ids], dtype=object)
     full = {**attrs, "format_version": FORMAT_VERSION, "content_sha1": ""}
-    validate(Shard(images, labels, patient_ids, full), str(path))
+    # The invariants on a zero-stride stand-in of the right shape and dtype: every image is checked for
+    # NaN/inf by the hash pass below, so validate's quick check of the first images is not needed here.
+    dtype = blocks[0].dtype if blocks else np.dtype(np.float32)
+    validate(Shard(np.broadcast_to(np.zeros((), dtype), shape), labels, patient_ids, full), str(path))
     labels = labels.astype(np.uint8)
-    full["content_sha1"] = content_digest(images, labels, patient_ids, on_chunk=_finite_check(str(path)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=np.ascontiguousarray(images))  # contiguous: mmap-able
-            f.create_dataset("labels", data=labels)
-            f.create_dataset("patient_ids", data=patient_ids, dtype=h5py.string_dtype())
-            for k, v in full.items():
-                f.attrs[k] = json.dumps(v) if isinstance(v, list | dict | tuple) else v
-        storage.normal_permissions(tmp)
+        with ThreadPoolExecutor(max_workers=1) as hashing:
+            digest = hashing.submit(_digest, tuple(shape), blocks, labels, patient_ids, _finite_check(str(path)))
+            with h5py.File(tmp, "w") as f:
+                _write_arrays(f, tuple(shape), blocks, labels, patient_ids)
+                full["content_sha1"] = digest.result()  # re-raises a NaN/inf refusal: the temp file goes
+                for k, v in full.items():
+                    f.attrs[k] = json.dumps(v) if isinstance(v, list | dict | tuple) else v
+        storage.normal_permissions(tmp)  # 0666 minus the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _write_arrays(f: h5py.File, shape: tuple[int, ...], blocks: Sequence[np.ndarray], labels: np.ndarray,
+                  patient_ids: np.ndarray) -> None:
+    """The three datasets; images contiguous and uncompressed (mmap-able), written block by block."""
+    images = f.create_dataset("images", shape=shape, dtype=blocks[0].dtype)
+    start = 0
+    for block in blocks:
+        if len(block):
+            images[start:start + len(block)] = np.ascontiguousarray(block)
+        start += len(block)
+    f.create_dataset("labels", data=labels)
+    f.create_dataset("patient_ids", data=patient_ids, dtype=h5py.string_dtype())
 
 
 def _decode_attr(value: Any) -> Any:

@@ -74,11 +74,16 @@ def test_no_identifying_string_reaches_shards_or_manifest(converted):
 
 
 def test_rerun_is_stable_and_parallel_equal(converted, tmp_path):
-    key, root, _, _, options = converted
+    key, root, _, manifest, options = converted
     again = convert(key, root / "raw", tmp_path, KEY, options, workers=2)
+    assert sorted(p.name for p in again.parent.glob("*.h5")) == sorted(p.name for p in manifest.parent.glob("*.h5"))
     for h5 in (root / "out" / key).glob("*.h5"):
         with h5py.File(h5) as a, h5py.File(again.parent / h5.name) as b:
             assert a.attrs["content_sha1"] == b.attrs["content_sha1"]  # same pseudonyms, same order
+            assert dict(a.attrs) == dict(b.attrs)
+            for name in ("images", "labels", "patient_ids"):
+                assert a[name].dtype == b[name].dtype and np.array_equal(a[name][()], b[name][()])
+    assert json.loads(again.read_text()) == json.loads(manifest.read_text())  # records, skips, counts, order
     other = convert(key, root / "raw", tmp_path / "k2", b"another-key!", options, workers=1)
     first = sorted(other.parent.glob("*.h5"))[0]
     with h5py.File(first) as a, h5py.File(root / "out" / key / first.name) as b:

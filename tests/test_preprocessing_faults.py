@@ -104,6 +104,46 @@ def test_a_killed_worker_is_a_one_line_refusal(tmp_path, monkeypatch):
         core.run_cases(dying, cases, job, workers=2)
 
 
+def _numbered(case, job):  # module level: the worker processes call it
+    if case % 7 == 3:
+        raise core.Drop("dropped on purpose")
+    return core.CaseOutput(job.pseudonym(str(case)), domain="ge", images=[np.full((2, 2), case, np.int16)] * 2,
+                           labels=[case % 2, 1])
+
+
+def _ragged(case, job):
+    return core.CaseOutput(job.pseudonym(str(case)), domain="ge", images=[np.zeros((2, 2)), np.zeros((3, 3))],
+                           labels=[0, 1])
+
+
+@pytest.mark.parametrize("n, workers", [(1, 2), (5, 2), (300, 2), (1000, 3)])
+def test_chunks_cover_every_case_once_in_order(n, workers):
+    bounds = core.chunk_bounds(n, workers)
+    assert [i for a, b in bounds for i in range(a, b)] == list(range(n))
+    assert max(b - a for a, b in bounds) <= core.MAX_CHUNK
+    assert len(bounds) >= min(n, workers * core.TASKS_PER_WORKER)  # few cases: one per task
+
+
+def test_pool_returns_the_single_process_outputs_in_case_order(tmp_path):
+    conv = core.Converter("ct-hnscc", core.CONVERTERS.get("ct-hnscc").options, lambda raw, opt: ([], [], {}),
+                          _numbered)
+    job = core.Job("ct-hnscc", tmp_path, KEY, conv.options())
+    cases = list(range(700))  # several cases per task
+    one, two = core.run_cases(conv, cases, job, workers=1), core.run_cases(conv, cases, job, workers=2)
+    for a, b in zip(one, two, strict=True):
+        assert (a.patient, a.labels, a.dropped, a.raw_ids) == (b.patient, b.labels, b.dropped, b.raw_ids)
+        assert (a.block is None and b.block is None) or np.array_equal(a.block, b.block)
+    assert [o.dropped for o in one[:4]] == ["", "", "", "dropped on purpose"]
+    assert one[5].block.shape == (2, 2, 2) and one[5].images == [] and one[5].block[0, 0, 0] == 5
+
+
+def test_a_case_whose_images_do_not_stack_is_dropped_with_why(tmp_path):
+    conv = core.Converter("ct-hnscc", core.CONVERTERS.get("ct-hnscc").options, lambda raw, opt: ([], [], {}),
+                          _ragged)
+    out, = core.run_cases(conv, [0], core.Job("ct-hnscc", tmp_path, KEY, conv.options()), workers=1)
+    assert out.dropped.startswith("failed: the case's images do not stack") and out.block is None
+
+
 def test_duke_disagreement_is_recorded_and_the_source_is_an_option(tmp_path):
     from openpyxl import load_workbook
 

@@ -212,3 +212,31 @@ def test_reader_refuses_images_that_are_a_group(tmp_path):
         f["patient_ids"] = ["a", "b"]
     with pytest.raises(ScanshiftError, match=f"invalid shard {path}: missing dataset.s. images$"):
         shards.read_shard(path)
+
+
+def test_image_blocks_write_the_shard_of_their_concatenation(tmp_path):
+    images = np.arange(7 * 3 * 4, dtype=np.int16).reshape(7, 3, 4)
+    labels, pids = [0, 1] * 3 + [0], [f"p{i // 2}" for i in range(7)]
+    whole = shards.read_shard(shards.write_shard(tmp_path / "a.h5", images, labels, pids, ATTRS))
+    blocks = shards.ImageBlocks((images[:2], images[2:2], images[2:6], images[6:]))
+    parts = shards.read_shard(shards.write_shard(tmp_path / "b.h5", blocks, labels, pids, ATTRS))
+    assert isinstance(parts.images, np.memmap) and np.array_equal(parts.images, images)
+    assert parts.attrs["content_sha1"] == whole.attrs["content_sha1"] == shards.content_digest(images, np.array(labels),
+                                                                                              np.array(pids))
+    assert parts.labels.tolist() == labels and list(parts.patient_ids) == pids
+
+
+def test_image_blocks_that_do_not_stack_are_refused(tmp_path):
+    blocks = shards.ImageBlocks((np.zeros((2, 3, 4), np.int16), np.zeros((2, 3, 5), np.int16)))
+    with pytest.raises(ScanshiftError, match=r"x\.h5: image blocks differ in dtype or image shape"):
+        shards.write_shard(tmp_path / "x.h5", blocks, [0, 1, 0, 1], list("aabb"), ATTRS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_in_a_later_block_is_named_by_its_place_in_the_shard(tmp_path):
+    second = np.zeros((3, 8, 8), np.float32)
+    second[1, 2, 2] = np.nan
+    blocks = shards.ImageBlocks((np.zeros((4, 8, 8), np.float32), second))
+    with pytest.raises(ScanshiftError, match=r"images contain NaN or inf \(first at image 5\)"):
+        shards.write_shard(tmp_path / "x.h5", blocks, [0, 1] * 3 + [0], list("aabbccd"), ATTRS)
+    assert list(tmp_path.iterdir()) == []
