@@ -80,6 +80,8 @@ def test_driver_sigkill_then_same_command_runs_only_unfinished_cells(cluster, to
     args = ("--datasets", "ct-lidc", "--seeds", "8")
     proc = _sweep(toy_root, res, c.address, *args)
     _wait_done(res, 3, proc)
+    if proc.poll() is not None:
+        pytest.fail(f"the kill must land mid-sweep; the sweep ended: {proc.communicate()[1][-1500:]}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     before = {p: p.stat().st_mtime_ns for p in res.glob("main/*.parquet")}

@@ -9,7 +9,7 @@ gadolinium concentration in mM). `render` turns them into magnitude images:
     -> fat suppression -> slice profile and PSF -> receive bias field -> Rician noise
     -> vendor smoothing -> scanner units (uint16).
 Changing TR, TE, flip angle or fat suppression re-orders tissue contrast: a non-affine shift that
-z-scoring cannot undo, which is why MRI suffers most from scanner shift.
+z-scoring cannot undo; how much a model loses from it is whatever the sourced protocols give.
 """
 
 from __future__ import annotations
