@@ -40,7 +40,7 @@ def _datasets(name: str) -> list[str]:
 
 def _run(shards: str, out: str, datasets: list[str], args: argparse.Namespace) -> None:
     argv = ["run", "--shards", shards, "--results", out, "--experiments", "main", "--datasets", ",".join(datasets),
-            "--seeds", str(args.seeds), "--profile", args.profile]
+            "--seeds", str(args.seeds), "--profile", args.profile, *(["--local"] if args.local else [])]
     if scanshift(argv) != 0:
         raise ScanshiftError(f"the run into {out} did not finish; re-run the same command to continue")
 
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="fast", choices=PROFILES.names(), help="run profile (default fast)")
     parser.add_argument("--results", default="results", help="the default study's results folder (default results)")
     parser.add_argument("--out", default="results-ablation", help="folder of the ablated runs and the table")
+    parser.add_argument("--local", action="store_true", help="run cells in this process, without Ray")
     parser.set_defaults(func=cmd_ablation)
     return run_main(parser, argv)
 

@@ -43,3 +43,22 @@ def test_no_common_dataset_is_refused():
     other = _rows([-0.1, -0.1], "abl").assign(dataset="ct-lidc", modality="CT")
     with pytest.raises(ScanshiftError, match="no dataset"):
         ablation_table(_rows([-0.2, -0.1], "full"), {"x": other})
+
+
+def test_the_ablation_study_runs_both_sides_and_writes_the_table(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "sweeps" / "ablation_study.py"
+    spec = importlib.util.spec_from_file_location("ablation_study", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--ablate", "xray-processing", "--seeds", "2", "--profile", "smoke", "--local", "--results", "res",
+            "--out", "abl"]
+    assert module.main(argv) == 0
+    table = pd.read_csv(tmp_path / "abl" / "ablation_table.csv")
+    assert set(table["ablation"]) == {"xray-processing"} and len(table) == 2
+    assert table["n_seeds"].between(1, 2).all()  # smoke test sets are tiny: a one-class seed has no AUC
+    assert (tmp_path / "data" / "synthetic" / "smoke-no-xray-processing" / "xray-chest").is_dir()
+    assert module.main(["--ablate", "xray-procesing"]) == 2  # a typo is a one-line error
