@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ray
 from ray import tune
@@ -278,6 +278,42 @@ def _stop_if_interrupted(results_dir: str, wave: Mapping[str, Cell]) -> None:
         raise KeyboardInterrupt(f"{len(open_cells)} cells of the sweep were interrupted")
 
 
+class _WaveOptions(NamedTuple):
+    """The sweep's options every wave's Tune run is built with."""
+
+    max_failures: int
+    verbose: int
+    gpus_per_trial: float | None
+    max_concurrent: int | None
+    checkpoint_every: int | None
+    tracker: str | None
+
+
+def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_root: str, results_dir: str,
+              storage: str, gpus: bool, opt: _WaveOptions) -> None:
+    """One Tune run over the cells of `wave` (cell id -> cell), named `name`."""
+    resources = _WaveResources(wave, gpus, opt.gpus_per_trial)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, cells={k: c.to_dict() for k, c in wave.items()}, shard_root=shard_root,
+                             results_dir=results_dir, storage=storage, checkpoint_every=opt.checkpoint_every),
+        resources)
+    # A new callback list per wave: Tune appends its own callbacks (progress, CSV/JSON/TensorBoard
+    # loggers) to the list it is given, and callbacks reused by the next wave keep every earlier
+    # wave's trials (their results, open files) alive, so the driver's memory grew with each wave.
+    callbacks = [writer, *tracker_callbacks(opt.tracker, results_dir)]
+    tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([{"cell_id": k, "label": c.label()} for k, c in wave.items()])},
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=opt.max_concurrent,
+                                    trial_name_creator=_Namer("label"), trial_dirname_creator=_Namer("cell_id")),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, failure_config=tune.FailureConfig(max_failures=opt.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=callbacks, verbose=min(opt.verbose, 1), progress_reporter=_reporter()),
+    ).fit()
+    resources.clear()
+
+
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
@@ -315,27 +351,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     wave_size = max(1, wave_size)
     for i in range(0, len(cells), wave_size):
         wave = {c.cell_id: c for c in cells[i:i + wave_size]}
-        resources = _WaveResources(wave, gpus, gpus_per_trial)
-        trainable = tune.with_resources(
-            tune.with_parameters(_trainable, cells={k: c.to_dict() for k, c in wave.items()}, shard_root=shard_root,
-                                 results_dir=results_dir, storage=storage, checkpoint_every=checkpoint_every),
-            resources)
-        # A new callback list per wave: Tune appends its own callbacks (progress, CSV/JSON/TensorBoard
-        # loggers) to the list it is given, and callbacks reused by the next wave keep every earlier
-        # wave's trials (their results, open files) alive, so the driver's memory grew with each wave.
-        callbacks = [writer, *tracker_callbacks(tracker, results_dir)]
-        tune.Tuner(
-            trainable,
-            param_space={"cell": tune.grid_search([{"cell_id": k, "label": c.label()} for k, c in wave.items()])},
-            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=max_concurrent,
-                                        trial_name_creator=_Namer("label"), trial_dirname_creator=_Namer("cell_id")),
-            run_config=tune.RunConfig(
-                name=f"{name}-w{i // wave_size}", storage_path=storage,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=callbacks, verbose=min(verbose, 1), progress_reporter=_reporter()),
-        ).fit()
-        resources.clear()
+        _run_wave(wave, f"{name}-w{i // wave_size}", writer, shard_root, results_dir, storage, gpus,
+                  _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker))
         _stop_if_interrupted(results_dir, wave)
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}
