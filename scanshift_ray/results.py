@@ -78,7 +78,7 @@ def _remote_list(uri: str, suffix: str) -> list[str]:
 # empty in one cell, e.g. noise_draw at alpha = 0, is still a string) and pyarrow, pandas and DuckDB
 # read the folder as one dataset. Axis columns take their type from the axis registry.
 _INT = ("seed", "protocol_version", "epochs", "batch_size", "best_epoch", "epochs_run", "n_train", "n_val",
-        "n_test", "n_test_pos", "n_mixed", "schema_version", "attempts")
+        "n_test", "n_test_pos", "n_mixed", "schema_version", "attempts", "val_every")
 _FLOAT = ("lr", "width", "auc", "auc_last", "val_auc", "train_seconds", "wall_seconds", "prep_seconds", "val_seconds",
           "eval_seconds")
 _TIME = ("started_at", "finished_at")

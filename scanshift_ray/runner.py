@@ -145,5 +145,8 @@ def run_study(study: Study, shard_root: str | Path, results_dir: str | Path, bac
                             checkpoint_every=checkpoint_every, tracker=tracker)
             out = StudyOutcome(total, 0, rep.finished, rep.failed, rep.wall_seconds, rep.train_seconds, rep.cpus,
                                trial_seconds=rep.trial_seconds)
+        # a trial lost with its node (or killed mid-write) leaves its temporary file; every trial has ended
+        # here and the lock is still ours, so nothing partial outlives the sweep
+        results.remove_partial_writes(results_dir)
     out.total, out.already_done, out.cell_ids = total, total - len(todo), ids
     return out

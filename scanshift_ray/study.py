@@ -6,7 +6,7 @@ study fixes the value of the axes its experiments do not vary (`Study.options`).
 turns a study into `Cell`s.
 
 A cell's id hashes every resolved value that changes its result: the training protocol (epochs,
-batch size, lr, model width, input shape, intensity window, model), the exact data (`data_id`), the
+batch size, lr, model width, validation interval, input shape, intensity window, model), the exact data (`data_id`), the
 axis values that apply to it and `PROTOCOL_VERSION`. It does not hash labels that change nothing (the
 profile's name) nor axes that do not apply (noise options at alpha = 0, mixing at f = 0), so
 `--noise-draw once` leaves the main experiment's cells done. Adding an axis is one `AXES.add` here
@@ -126,12 +126,21 @@ class Training:
     width: float
     input_shape: tuple[int, ...]
     window: tuple[float, float] | None
+    val_every: int = 1  # validation every this many epochs (and after the last); selects the best epoch
 
     @classmethod
     def resolve(cls, profile: Profile, spec: DatasetSpec) -> Training:
         """`profile`'s settings for `spec`: its input shape and intensity window."""
         return cls(profile.epochs, profile.batch_size, float(profile.lr), float(profile.width),
-                   tuple(profile.input_shape(spec)), spec.window)
+                   tuple(profile.input_shape(spec)), spec.window, profile.val_every)
+
+    def identity(self) -> dict[str, Any]:
+        """The hashed form: `val_every` only when it is not 1, so cells that validate every epoch keep the ids
+        they had before the field existed."""
+        out = asdict(self)
+        if self.val_every == 1:
+            del out["val_every"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,7 @@ class Cell:
         """Everything that changes the result, as canonical JSON-able values."""
         out: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "experiment": self.experiment, "dataset": self.dataset,
                                "train_domain": self.train_domain, "model": self.model, "data_id": self.data_id,
-                               "data_source": self.data_source, "training": asdict(self.training),
+                               "data_source": self.data_source, "training": self.training.identity(),
                                "options": dict(self.options)}
         if self.shared_patients is not None:
             out["shared_patients"] = self.shared_patients
@@ -224,7 +233,7 @@ class Cell:
         return {"experiment": self.experiment, "dataset": self.dataset, "train_domain": self.trained_on,
                 "seed": self.seed, "model": self.model, "profile": self.profile, "data_id": self.data_id,
                 "data_source": self.data_source, "protocol_version": PROTOCOL_VERSION, "epochs": t.epochs,
-                "batch_size": t.batch_size, "lr": t.lr, "width": t.width,
+                "batch_size": t.batch_size, "lr": t.lr, "width": t.width, "val_every": t.val_every,
                 "input_shape": "x".join(map(str, t.input_shape)),
                 "window": "none" if t.window is None else f"{t.window[0]:g}..{t.window[1]:g}",
                 "shared_patients": self.shared_patients or "none", "grid_axes": ",".join(self.grid), **axes,

@@ -22,7 +22,10 @@ MODALITY_ORDER = {"CT": 0, "MRI": 1, "X-ray": 2}
 SETTING = ("experiment", "dataset", "train_domain")
 # Resolved cell values that identify a configuration (besides the axes in AXES); see Cell.describe.
 CONFIG_COLUMNS = ("experiment", "dataset", "train_domain", "model", "data_source", "data_id", "protocol_version",
-                  "epochs", "batch_size", "lr", "width", "input_shape", "window", "shared_patients", "grid_axes")
+                  "epochs", "batch_size", "lr", "width", "val_every", "input_shape", "window", "shared_patients",
+                  "grid_axes")
+# Configuration columns added after rows were first written, with the value every older row had.
+LATER_COLUMNS = {"val_every": 1}
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:
@@ -34,12 +37,15 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Values as text for comparing configurations; missing values (NaN, None) become "none".
 
     A missing value of an axis with a neutral value (e.g. `predict` in rows written before that axis
-    existed) becomes the neutral value: such rows always carry it otherwise, and their cells are the same.
+    existed) becomes the neutral value: such rows always carry it otherwise, and their cells are the same;
+    likewise a configuration column added later (`LATER_COLUMNS`) takes the value every older row had.
     """
     frame = frame.astype(object)
     for col in frame.columns:
         if col in AXES and AXES.get(col).neutral is not None:
             frame[col] = frame[col].where(frame[col].notna(), AXES.get(col).neutral)
+        elif col in LATER_COLUMNS:  # integers; a folder mixing older rows reads them as floats with NaN
+            frame[col] = pd.to_numeric(frame[col]).fillna(LATER_COLUMNS[col]).astype(int)
     return frame.where(frame.notna(), "none").astype(str)
 
 

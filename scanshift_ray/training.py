@@ -34,6 +34,11 @@ class TrainConfig:
     amp: bool = True
     deterministic: bool = False
     checkpoint_every: int = 0  # epochs between training-state checkpoints; 0: none
+    val_every: int = 1  # validate after epochs val_every, 2 * val_every, ... and after the last epoch
+
+    def validates(self, epoch: int) -> bool:
+        """Whether the validation AUC is computed after `epoch` (1-based)."""
+        return epoch % self.val_every == 0 or epoch == self.epochs
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -144,9 +149,10 @@ def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, scaler: 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, np.ndarray],
         cfg: TrainConfig, on_epoch: Callable[[dict, dict | None], None] | None = None,
         resume: dict | None = None) -> FitResult:
-    """Train `model` on (x (N, ...), y (N,)); after every epoch compute the validation AUC on `val`.
+    """Train `model` on (x (N, ...), y (N,)); after every `cfg.val_every`-th epoch and the last compute the
+    validation AUC on `val` (other epochs record NaN, note "not validated").
 
-    The weights of the best validation epoch are kept in memory, so test sets are evaluated only twice
+    The weights of the best validated epoch are kept in memory, so test sets are evaluated only twice
     (best and last epoch) instead of after every epoch. Every `cfg.checkpoint_every` epochs (but the
     last) `on_epoch` also gets the full training state to save; `resume` continues from such a state.
     """
@@ -168,8 +174,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Ten
         start = time.perf_counter()
         loss = _train_epoch(model, x, y, cfg, opt, scaler, gen, dtype)
         seconds, val_start = time.perf_counter() - start, time.perf_counter()
-        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            auc, note = auc_or_nan(val[1], predict(model, val[0]))
+        auc, note = float("nan"), "not validated"
+        if cfg.validates(epoch):
+            with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+                auc, note = auc_or_nan(val[1], predict(model, val[0]))
         history.append({"epoch": epoch, "loss": loss, "seconds": seconds, "auc_val": auc, "note_val": note,
                         "val_seconds": time.perf_counter() - val_start})
         if np.isfinite(auc) and auc > best_auc:

@@ -175,7 +175,7 @@ def run_trial(cell: Cell, shards: Mapping[str, Shard], device: str | None = None
     per_batch = cell.option("noise_alpha") if cell.option("noise_draw") == "per_batch" else 0.0
     cfg = TrainConfig(t.epochs, t.batch_size, t.lr, seed_hash("train", cell.cell_id),
                       noise_alpha=per_batch, deterministic=os.environ.get(DETERMINISTIC_ENV) == "1",
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, val_every=t.val_every)
     fitted = fit(model, x_train, torch.from_numpy(y_train).to(dev), on_dev["val"], cfg, on_epoch, resume)
     eval_start = time.perf_counter()
     logits = {"last": _logits(model, on_dev, cfg.amp)}

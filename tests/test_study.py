@@ -35,6 +35,7 @@ def test_adding_seeds_keeps_existing_cell_ids():
     {"data_id": "other"}, {"seed": 1}, {"model": "mrnet2d"}, {"train_domain": "other"}, {"experiment": "noise"},
     {"training": {"epochs": 3}}, {"training": {"batch_size": 10}}, {"training": {"lr": 1e-4}},
     {"training": {"width": 1.0}}, {"training": {"input_shape": (5, 47, 47)}}, {"training": {"window": None}},
+    {"training": {"val_every": 2}},
     {"options": {"normalization": "train"}}, {"options": {"mix_fraction": 0.1}},
     {"options": {"noise_alpha": 2.0}}])
 def test_cell_id_changes_with_every_resolved_value(change):
@@ -125,12 +126,14 @@ def test_a_new_axis_is_one_registration(monkeypatch):
     assert cells[-1].describe()["harmonization"] == "histogram"
 
 
-def test_the_predict_axis_leaves_every_existing_cell_id_unchanged():
+def test_the_predict_axis_and_val_every_leave_existing_cell_ids_unchanged():
     import hashlib
 
-    cells = expand(Study(tuple(EXPERIMENTS.get(n) for n in ("main", "mixing", "noise")), profile="fast"), DATA)
+    cells = expand(Study(tuple(EXPERIMENTS.get(n) for n in ("main", "mixing", "noise")), profile="paper"), DATA)
     digest = hashlib.sha1(",".join(c.cell_id + c.config_id for c in cells).encode()).hexdigest()[:16]
-    assert len(cells) == 410 and digest == "33e125167a97053d"  # computed before `predict` was registered
+    # computed at 82158b6, before `val_every` existed (the fast profile's ids were pinned the same way before
+    # `predict` was registered; they changed, as they must, when fast began validating every third epoch)
+    assert len(cells) == 410 and digest == "366f3bc2cfba2cb6"
     assert make_cell("ct-lidc", "ge", predict="disease").cell_id == make_cell("ct-lidc", "ge").cell_id
     assert make_cell("ct-lidc", "ge", predict="scanner").cell_id != make_cell("ct-lidc", "ge").cell_id
 
@@ -151,3 +154,19 @@ def test_main_cannot_vary_the_prediction_target():
     exp = Experiment("main", ("xray-chest",), (0,), grid=(("predict", ("disease", "scanner")),))
     with pytest.raises(ScanshiftError, match="main experiment .* cannot vary predict"):
         Study((exp,))
+
+
+def test_validating_every_epoch_keeps_the_ids_cells_had_before_val_every():
+    cell = make_cell("ct-lidc", "ge", profile="paper")
+    assert cell.training.val_every == 1 and "val_every" not in cell.identity()["training"]
+    assert cell.cell_id == "313df2c76631490d"  # its id before the field existed (results on disk stay done)
+    fast = make_cell("ct-lidc", "ge", profile="fast")
+    assert fast.training.val_every == 3 and fast.identity()["training"]["val_every"] == 3
+    assert fast.describe()["val_every"] == 3 and Cell.from_dict(json.loads(json.dumps(fast.to_dict()))) == fast
+
+
+def test_a_profile_must_validate():
+    from scanshift_ray.profiles import Profile
+
+    with pytest.raises(ScanshiftError, match="val_every must be >= 1"):
+        Profile("p", 2, 50, 1e-3, 0.25, 64, 32, 8, 24, 3, val_every=0)

@@ -89,3 +89,10 @@ def test_delta_is_the_paired_mean_when_a_value_is_missing():
     rows.loc[(rows["dataset"] == "mri-prostate") & (rows["seed"] == 0) & rows["same_domain"], "auc"] = np.nan
     mri = table2(rows).set_index("dataset").loc["mri-prostate"]
     assert mri["delta"] == pytest.approx(((0.6 - 0.8) + (0.8 - 0.7)) / 2)  # seeds 1 and 2 only
+
+
+def test_validation_interval_is_part_of_the_configuration():
+    older = _frame().assign(seed=lambda f: f["seed"] + 10)  # rows written before val_every existed
+    check_pooling(pd.concat([older, _frame().assign(val_every=1)]))  # every older row validated each epoch
+    with pytest.raises(ScanshiftError, match=r"differ in val_every \(1, 3\)"):
+        check_pooling(pd.concat([older, _frame().assign(val_every=3)]))

@@ -71,3 +71,14 @@ def test_cpu_training_is_identical_with_and_without_amp(monkeypatch):
     assert all(torch.equal(state[k], plain_state[k]) for k in plain_state)
     assert scaler == plain_scaler == {}  # disabled GradScaler on the CPU; the checkpoint still holds its state
     assert queries == [] and training.amp_dtype("cpu") is None
+
+
+def test_validation_every_third_epoch_and_after_the_last():
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 4), torch.cat([torch.zeros(30), torch.ones(30)])
+    val = (torch.randn(20, 4), np.array([0, 1] * 10))
+    net = nn.Sequential(nn.Linear(4, 1), nn.Flatten(0))
+    out = fit(net, x, y, val, TrainConfig(epochs=7, batch_size=20, lr=1e-2, seed=0, val_every=3))
+    checked = [h["epoch"] for h in out.history if np.isfinite(h["auc_val"])]
+    assert checked == [3, 6, 7] and out.best_epoch in checked
+    assert {h["note_val"] for h in out.history if h["epoch"] not in checked} == {"not validated"}

@@ -237,3 +237,20 @@ def test_gpu_share_override_and_progress_eta(toy_root, tmp_path, capsys):
                  "--results", str(tmp_path / "r"), "--profile", "smoke", "--seeds", "1", "--local"]) == 0
     out = capsys.readouterr().out
     assert "[1/2] main-xray-chest-3-s0" in out and "ETA" in out and "wall / ideal" in out
+
+
+def test_a_lost_trials_partial_write_does_not_outlive_the_sweep(toy_root, tmp_path, monkeypatch):
+    from scanshift_ray import runner
+
+    res, real = tmp_path / "r", runner.run_local
+
+    def losing_one(*args, **kwargs):  # a trial whose node died mid-write leaves its temporary file behind
+        out = real(*args, **kwargs)
+        (res / results.CURVES / "main").mkdir(parents=True, exist_ok=True)
+        (res / results.CURVES / "main" / ".abc.parquet.x1y2.tmp").write_bytes(b"half")
+        return out
+
+    monkeypatch.setattr(runner, "run_local", losing_one)
+    assert main(["run", "--shards", str(toy_root), "--datasets", "ct-lidc", "--experiments", "main",
+                 "--results", str(res), "--profile", "smoke", "--seeds", "1", "--local"]) == 0
+    assert not list(res.rglob("*.tmp"))
