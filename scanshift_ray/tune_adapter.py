@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -287,6 +288,7 @@ class _WaveOptions(NamedTuple):
     max_concurrent: int | None
     checkpoint_every: int | None
     tracker: str | None
+    env: Mapping[str, str] = {}  # environment defaults for the Tune run (see `run_cells`)
 
 
 def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_root: str, results_dir: str,
@@ -301,6 +303,13 @@ def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_
     # loggers) to the list it is given, and callbacks reused by the next wave keep every earlier
     # wave's trials (their results, open files) alive, so the driver's memory grew with each wave.
     callbacks = [writer, *tracker_callbacks(opt.tracker, results_dir)]
+    with env_defaults(opt.env):
+        _fit(trainable, wave, name, storage, callbacks, opt)
+    resources.clear()
+
+
+def _fit(trainable: Any, wave: Mapping[str, Cell], name: str, storage: str, callbacks: list,
+         opt: _WaveOptions) -> None:
     tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([{"cell_id": k, "label": c.label()} for k, c in wave.items()])},
@@ -311,7 +320,42 @@ def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=callbacks, verbose=min(opt.verbose, 1), progress_reporter=_reporter()),
     ).fit()
-    resources.clear()
+
+
+# Raylet settings for a Ray this process starts itself. Its raylet would prestart one worker per CPU,
+# but Tune's trial actors carry a runtime env of their own (PL_DISABLE_FORK) and never use them: the
+# idle workers only take CPU from the start-up of the workers the trials do use.
+LOCAL_RAY_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
+
+
+@contextmanager
+def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """Set the environment variables of `values` that the user has not set, for the block only."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def start_ray(verbose: int = 1) -> bool:
+    """Connect to the Ray at RAY_ADDRESS (or the one already connected), else start a local one without
+    idle prestarted workers; True when this call started a local Ray."""
+    if ray.is_initialized():
+        return False
+    local = not os.environ.get("RAY_ADDRESS")
+    with env_defaults(LOCAL_RAY_ENV if local else {}):  # the raylet, a child process, reads them at start
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
+                 log_to_driver=verbose > 1)
+    return local
+
+
+def pending_trials_env(local: bool, cpus: float) -> dict[str, str]:
+    """Tune's cap on trials waiting for resources. Tune keeps 200 pending so an autoscaler sees the demand;
+    on a local Ray nothing scales, and creating 200 trials before the first starts delayed it by ~1 s."""
+    return {"TUNE_MAX_PENDING_TRIALS_PG": str(max(16, 2 * int(cpus)))} if local else {}
 
 
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
@@ -339,9 +383,7 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
     shard_root = str(shard_root) if is_uri(shard_root) else str(Path(shard_root).resolve())
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 configure_logging=False, log_to_driver=verbose > 1)
+    local = start_ray(verbose)
     storage = tune_storage or f"{results_dir.rstrip('/')}/_tune"
     _check_cluster_paths(cells, shard_root, results_dir, storage)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
@@ -352,7 +394,8 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     for i in range(0, len(cells), wave_size):
         wave = {c.cell_id: c for c in cells[i:i + wave_size]}
         _run_wave(wave, f"{name}-w{i // wave_size}", writer, shard_root, results_dir, storage, gpus,
-                  _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker))
+                  _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker,
+                               pending_trials_env(local, cpus)))
         _stop_if_interrupted(results_dir, wave)
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}

@@ -170,3 +170,57 @@ def test_each_wave_gets_fresh_callbacks_and_releases_its_cells(tmp_path, monkeyp
     tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None, wave_size=2)
     assert [len(c) for c in seen_callbacks] == [1, 1]  # the writer only: nothing left from the wave before
     assert len(seen_resources) == 2 and all(r.by_cell == {} for r in seen_resources)
+
+
+def test_a_local_ray_starts_without_idle_workers_and_caps_pending_trials(tmp_path, monkeypatch):
+    """A Ray the sweep starts itself: its raylet gets no prestarted workers (Tune's actors cannot use
+    them) and Tune keeps 2 x CPUs (at least 16) trials pending instead of 200 (no autoscaler to feed).
+    A user's own settings win, and nothing stays in the environment after the sweep."""
+    import os
+
+    from conftest import make_cell
+
+    from scanshift_ray import tune_adapter
+
+    cells = [make_cell("xray-chest", "3", seed=s) for s in range(2)]
+    seen: dict[str, dict] = {}
+    keys = ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver", "TUNE_MAX_PENDING_TRIALS_PG")
+
+    class FakeTuner:
+        def __init__(self, trainable, param_space, tune_config, run_config):
+            pass
+
+        def fit(self):
+            seen["fit"] = {k: os.environ.get(k) for k in keys}
+            for cell in cells:
+                results.write_cell(tmp_path, [{"experiment": cell.experiment, "cell_id": cell.cell_id}])
+
+    started = []
+    monkeypatch.setattr(tune_adapter.ray, "is_initialized", lambda: bool(started))
+    monkeypatch.setattr(tune_adapter.ray, "init", lambda **kw: started.append(1) or seen.update(
+        init={k: os.environ.get(k) for k in keys}, address=kw["address"]))
+    monkeypatch.setattr(tune_adapter.ray, "nodes", lambda: [])
+    monkeypatch.setattr(tune_adapter.ray, "cluster_resources", lambda: {"CPU": 12.0})
+    monkeypatch.setattr(tune_adapter.tune, "with_parameters", lambda fn, **kw: fn)
+    monkeypatch.setattr(tune_adapter.tune, "with_resources", lambda fn, res: fn)
+    monkeypatch.setattr(tune_adapter.tune, "Tuner", FakeTuner)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for key in keys:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RAY_prestart_worker_first_driver", "1")  # the user's own choice
+    tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None)
+    assert seen["init"] == {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "1",
+                            "TUNE_MAX_PENDING_TRIALS_PG": None}
+    assert seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "24" and seen["fit"]["RAY_enable_worker_prestart"] is None
+    assert os.environ.get("TUNE_MAX_PENDING_TRIALS_PG") is None
+    assert os.environ.get(keys[1]) == "1"  # the user's value is still there
+
+    # a cluster (RAY_ADDRESS): nothing changed, Tune's 200 pending trials drive its autoscaler
+    started.clear()
+    seen.clear()
+    for cell in cells:
+        (tmp_path / cell.experiment / f"{cell.cell_id}.parquet").unlink()
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None)
+    assert seen["address"] == "10.0.0.1:6379" and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] is None
+    assert seen["init"]["RAY_enable_worker_prestart"] is None
