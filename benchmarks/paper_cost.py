@@ -16,7 +16,8 @@ loss and the Adam update are not counted (memory-bound, a small share of the ari
 taken at a batch of 2 and scaled to per-sample values: FLOPs of these models are exactly linear in the
 batch, which the script checks once at the training batch size on the cheapest model.
 
-A cell costs epochs x (train samples x train + validation samples x forward) plus the evaluations after
+A cell costs epochs x train samples x train + validated epochs (every `val_every`-th and the last) x
+validation samples x forward, plus the evaluations after
 training (validation and both test sets, at the last and at the best epoch: `trial.run_trial`).
 Real sample counts need real data, which is not here: the per-dataset counts below are taken from the
 paper and `../shared/reference/datasets.md` where they state them, the rest is assumed, and every count
@@ -40,6 +41,7 @@ from scanshift_ray.datasets import DATASETS
 from scanshift_ray.models import build_model, count_parameters, to_device
 from scanshift_ray.study import Cell, DataRef, expand
 from scanshift_ray.studyfile import parse_study, read_study_file
+from scanshift_ray.training import TrainConfig
 
 MEASURE_BATCH = 2  # samples per counted batch; FLOPs per sample do not depend on it (checked in `check_linearity`)
 # NVIDIA H100 SXM5 datasheet: BF16 Tensor Core 1,979 TFLOP/s "shown with sparsity; specifications 1/2
@@ -190,10 +192,11 @@ def cell_samples(n_source: int, n_target: int, mix_fraction: float = 0.0) -> Cel
     return CellSamples(s_train + mixed, s_val, 2 * (s_val + s_test + split_sizes(n_target)[2]))
 
 
-def cell_flops(samples: CellSamples, flops: ModelFlops, epochs: int) -> float:
-    """FLOPs of one cell: `epochs` of training + validation passes, then the final evaluations."""
-    per_epoch = samples.train * flops.train + samples.val * flops.forward
-    return epochs * per_epoch + samples.final * flops.forward
+def cell_flops(samples: CellSamples, flops: ModelFlops, epochs: int, val_every: int = 1) -> float:
+    """FLOPs of one cell: `epochs` of training, a validation pass after every `val_every`-th epoch and the
+    last (`TrainConfig.validates`), then the final evaluations."""
+    validated = sum(TrainConfig(epochs, 1, 0.0, 0, val_every=val_every).validates(e) for e in range(1, epochs + 1))
+    return epochs * samples.train * flops.train + (validated * samples.val + samples.final) * flops.forward
 
 
 def cell_model_flops(cell: Cell) -> ModelFlops:
@@ -213,7 +216,8 @@ def cost_rows(cells: Iterable[Cell], sizes: Mapping[str, Mapping[str, int]],
         target = DATASETS.get(cell.dataset).other_domain(cell.train_domain)
         samples = cell_samples(domains[cell.train_domain], domains[target], cell.option("mix_fraction"))
         key = (cell.experiment, cell.dataset, cell.model, "x".join(map(str, cell.training.input_shape)))
-        rows.setdefault(key, Row(*key)).add(samples.train, cell_flops(samples, flops(cell), cell.training.epochs))
+        rows.setdefault(key, Row(*key)).add(samples.train, cell_flops(samples, flops(cell), cell.training.epochs,
+                                                                       cell.training.val_every))
     return list(rows.values())
 
 

@@ -38,6 +38,9 @@ SCHEMA_VERSION = 1  # bump when a result column changes meaning or type
 FAILED = "_failed"
 PREDICTIONS = "_predictions"
 CURVES = "_curves"
+# Row columns added after rows were first written, with the value every older row had (rows from before
+# `val_every` existed validated every epoch). `read_results` fills them in; summaries compare on them.
+LATER_COLUMNS = {"val_every": 1}
 
 
 def cell_file(results: str | Path, experiment: str, cell_id: str) -> Path:
@@ -250,7 +253,8 @@ def read_results(path: str | Path) -> pd.DataFrame:
         rels = [r for r in _remote_list(str(path), ".parquet") if not r.startswith(("_", "."))]
         if not rels:
             raise ScanshiftError(f"no Parquet files under {path}")
-        return pd.concat([pd.read_parquet(f"{base}/{r}", filesystem=fs) for r in rels], ignore_index=True)
+        return fill_later_columns(pd.concat([pd.read_parquet(f"{base}/{r}", filesystem=fs) for r in rels],
+                                            ignore_index=True))
     path = Path(path)
     if not path.exists():
         raise ScanshiftError(f"results not found: {path}")
@@ -263,7 +267,15 @@ def read_results(path: str | Path) -> pd.DataFrame:
             frames.append(pd.read_parquet(f))
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise ScanshiftError(f"unreadable result file {f}: {exc}") from None
-    return pd.concat(frames, ignore_index=True)
+    return fill_later_columns(pd.concat(frames, ignore_index=True))
+
+
+def fill_later_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with every `LATER_COLUMNS` column present and filled where older rows lack it."""
+    rows = rows.copy()
+    for col, value in LATER_COLUMNS.items():
+        rows[col] = pd.to_numeric(rows[col]).fillna(value).astype("int64") if col in rows.columns else value
+    return rows
 
 
 LOCK = "_lock.json"

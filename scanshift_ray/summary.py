@@ -16,6 +16,7 @@ import pandas as pd
 
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.results import LATER_COLUMNS, fill_later_columns
 from scanshift_ray.study import AXES
 
 MODALITY_ORDER = {"CT": 0, "MRI": 1, "X-ray": 2}
@@ -24,8 +25,12 @@ SETTING = ("experiment", "dataset", "train_domain")
 CONFIG_COLUMNS = ("experiment", "dataset", "train_domain", "model", "data_source", "data_id", "protocol_version",
                   "epochs", "batch_size", "lr", "width", "val_every", "input_shape", "window", "shared_patients",
                   "grid_axes")
-# Configuration columns added after rows were first written, with the value every older row had.
-LATER_COLUMNS = {"val_every": 1}
+
+
+def with_later_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with every `LATER_COLUMNS` column present and filled (older rows get the value they all
+    had), so two frames compare on it even when one was written before the column existed."""
+    return fill_later_columns(rows)
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:

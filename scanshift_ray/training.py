@@ -1,4 +1,5 @@
-"""The training protocol, in one place: Adam, BCE-with-logits, fixed epochs, per-epoch evaluation.
+"""The training protocol, in one place: Adam, BCE-with-logits, fixed epochs, validation every
+`val_every` epochs and after the last.
 
 Data lives on the device as whole tensors (the datasets of this study fit in memory), so an epoch is
 a loop over index slices with no DataLoader, worker processes or per-sample Python.
@@ -35,6 +36,10 @@ class TrainConfig:
     deterministic: bool = False
     checkpoint_every: int = 0  # epochs between training-state checkpoints; 0: none
     val_every: int = 1  # validate after epochs val_every, 2 * val_every, ... and after the last epoch
+
+    def __post_init__(self) -> None:
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
 
     def validates(self, epoch: int) -> bool:
         """Whether the validation AUC is computed after `epoch` (1-based)."""
@@ -92,10 +97,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndar
 
 @dataclass
 class FitResult:
-    """Per-epoch history, and the weights of the epoch with the best validation AUC."""
+    """Per-epoch history, and the weights of the validated epoch with the best validation AUC."""
 
     history: list[dict]
-    best_epoch: int  # 1-based; highest validation AUC, earliest on ties, last epoch if all are NaN
+    best_epoch: int  # 1-based; among validated epochs the highest AUC, earliest on ties; last epoch if all NaN
     best_state: dict[str, torch.Tensor]
 
 

@@ -98,7 +98,9 @@ def _progress(cell: Cell) -> Callable[[dict, dict | None], None]:
     from scanshift_ray import checkpoints
 
     def report(rec: dict, state: dict | None) -> None:
-        metrics = {"epoch": rec["epoch"], "loss": rec["loss"], "val_auc": rec["auc_val"]}
+        metrics = {"epoch": rec["epoch"], "loss": rec["loss"]}
+        if rec["note_val"] != "not validated":  # the table and trackers keep the last validated AUC
+            metrics["val_auc"] = rec["auc_val"]
         if state is None:
             tune.report(metrics)
             return
@@ -340,15 +342,32 @@ def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-def start_ray(verbose: int = 1) -> bool:
-    """Connect to the Ray at RAY_ADDRESS (or the one already connected), else start a local one without
-    idle prestarted workers; True when this call started a local Ray."""
-    if ray.is_initialized():
+_started_local = False  # this process started the Ray it is connected to
+
+
+def _would_start_local() -> bool:
+    """Whether `ray.init()` starts a new local Ray: no RAY_ADDRESS and no cluster that `ray start` left
+    on this host (which Ray would join, e.g. on a cluster's head node)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(os.environ.get("RAY_ADDRESS")) is None  # type: ignore[arg-type]
+    except Exception:  # a private helper of Ray 2.60: if it moves or fails, assume a cluster (Tune's defaults)
         return False
-    local = not os.environ.get("RAY_ADDRESS")
+
+
+def start_ray(verbose: int = 1) -> bool:
+    """Connect to the Ray at RAY_ADDRESS, or the one `ray start` left on this host, or the one already
+    connected, else start a local one without idle prestarted workers. True when the Ray is one this
+    process started itself."""
+    global _started_local
+    if ray.is_initialized():
+        return _started_local
+    local = _would_start_local()
     with env_defaults(LOCAL_RAY_ENV if local else {}):  # the raylet, a child process, reads them at start
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
                  log_to_driver=verbose > 1)
+    _started_local = local
     return local
 
 

@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from scanshift_ray import ablation, results
 from scanshift_ray.cli import OneLineParser, run_main
 from scanshift_ray.cli import main as scanshift
@@ -26,7 +28,8 @@ from scanshift_ray.cli_run import csv
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
 from scanshift_ray.profiles import PROFILES
-from scanshift_ray.study import EXPERIMENTS
+from scanshift_ray.runner import dataset_refs
+from scanshift_ray.study import EXPERIMENTS, Study, expand, restrict
 from scanshift_ray.synthetic.ablations import ABLATIONS, check
 from scanshift_ray.synthetic.generate import write_twins
 
@@ -45,22 +48,33 @@ def _run(shards: str, out: str, datasets: list[str], args: argparse.Namespace) -
         raise ScanshiftError(f"the run into {out} did not finish; re-run the same command to continue")
 
 
+def _rows_of_run(shards: str, out: str, datasets: list[str], args: argparse.Namespace) -> pd.DataFrame:
+    """The rows of exactly the cells `_run` ran: a reused folder may also hold other cells of the same
+    settings (other seeds, or an older protocol of the profile), which are not part of this comparison."""
+    study = Study((restrict(EXPERIMENTS.get("main"), tuple(datasets), tuple(range(args.seeds))),),
+                  profile=args.profile)
+    ids = {c.cell_id for c in expand(study, dataset_refs(study, shards))}
+    rows = results.read_results(out)
+    return rows[rows["cell_id"].isin(ids)]
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     """Run every ablation named and write the table."""
     names = tuple(ABLATIONS.names()) if args.ablate == ("all",) else check(args.ablate)
     profile = PROFILES.get(args.profile)
-    ablated = {}
+    ablated, full = {}, []
+    default = f"data/synthetic/{profile.name}"
     for name in names:
         datasets = _datasets(name)
-        root = f"data/synthetic/{profile.name}-no-{name}"
+        root = f"{default}-no-{name}"
         write_twins(root, datasets, profile, ablate=(name,))
-        write_twins(f"data/synthetic/{profile.name}", datasets, profile)
-        _run(f"data/synthetic/{profile.name}", args.results, datasets, args)
+        write_twins(default, datasets, profile)
+        _run(default, args.results, datasets, args)
         _run(root, f"{args.out}/{name}", datasets, args)
-        ablated[name] = results.read_results(f"{args.out}/{name}")
-    full = results.read_results(args.results)
-    full = full[full["data_source"] == "synthetic"]
-    table = ablation.ablation_table(full[full["seed"] < args.seeds], ablated)
+        ablated[name] = _rows_of_run(root, f"{args.out}/{name}", datasets, args)
+        full.append(_rows_of_run(default, args.results, datasets, args))
+    # two ablations of one modality share the default twins' cells: each row once
+    table = ablation.ablation_table(pd.concat(full).drop_duplicates(["cell_id", "test_domain"]), ablated)
     text = ablation.format_table(table)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "ablation_table.md").write_text(text + "\n")

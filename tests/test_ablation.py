@@ -39,6 +39,13 @@ def test_runs_that_differ_in_more_than_their_data_are_refused():
         ablation_table(_rows([-0.2, -0.1], "full"), {"x": _rows([-0.1, -0.1], "abl", epochs=5)})
 
 
+def test_rows_from_before_val_every_count_as_validating_every_epoch():
+    older = _rows([-0.2, -0.1], "full")  # no val_every column: written before it existed
+    with pytest.raises(ScanshiftError, match="differ in val_every"):
+        ablation_table(older, {"x": _rows([-0.1, -0.1], "abl").assign(val_every=3)})
+    assert len(ablation_table(older, {"x": _rows([-0.1, -0.1], "abl").assign(val_every=1)})) == 2
+
+
 def test_no_common_dataset_is_refused():
     other = _rows([-0.1, -0.1], "abl").assign(dataset="ct-lidc", modality="CT")
     with pytest.raises(ScanshiftError, match="no dataset"):

@@ -77,6 +77,8 @@ def test_cell_flops_are_linear_in_epochs():
         assert paper_cost.cell_flops(samples, flops, epochs) == final + epochs * per_epoch
     training = [paper_cost.cell_flops(samples, flops, e) - final for e in (60, 120)]
     assert training[1] == 2 * training[0]
+    # validating every third epoch (fast): 10 passes over the validation split in 30 epochs
+    assert paper_cost.cell_flops(samples, flops, 30, val_every=3) == final + 30 * 400 * 30.0 + 10 * 100 * 10.0
 
 
 def _cells(seeds: int, epochs: int = 60, grid: tuple = ()) -> list:

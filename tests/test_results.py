@@ -46,3 +46,15 @@ def test_partial_writes_of_a_killed_sweep_are_removed(tmp_path):
     shard_tmp.write_bytes(b"x")
     assert results.remove_partial_writes(tmp_path) == 1
     assert not stray.exists() and shard_tmp.exists() and results.done_cells(tmp_path) == {"c1"}
+
+
+def test_rows_from_before_a_column_existed_read_with_the_value_they_had(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame([{"experiment": "main", "cell_id": "old", "auc": 0.8}]).to_parquet(tmp_path / "main-old.parquet")
+    pd.DataFrame([{"experiment": "main", "cell_id": "new", "auc": 0.7, "val_every": 3}]).to_parquet(
+        tmp_path / "main-new.parquet")
+    rows = results.read_results(tmp_path).set_index("cell_id")
+    assert rows.loc["old", "val_every"] == 1 and rows.loc["new", "val_every"] == 3
+    assert str(rows["val_every"].dtype) == "int64"
+    assert results.read_results(tmp_path / "main-old.parquet")["val_every"].tolist() == [1]

@@ -12,8 +12,8 @@ from scanshift_ray.trial import build_sets, mix_indices, run_trial
 REQUIRED = {"experiment", "dataset", "modality", "data_source", "train_domain", "test_domain", "same_domain",
             "seed", "mix_fraction", "noise_alpha", "model", "profile", "epochs", "best_epoch", "auc", "auc_last",
             "val_auc", "n_train", "n_test", "n_test_pos", "cell_id", "code_version", "wall_seconds", "hostname",
-            "config_id", "protocol_version", "batch_size", "lr", "width", "input_shape", "window", "normalization",
-            "noise_space", "noise_draw", "shared_patients"}
+            "config_id", "protocol_version", "batch_size", "lr", "width", "val_every", "input_shape", "window",
+            "normalization", "noise_space", "noise_draw", "shared_patients"}
 
 
 def test_trial_rows_and_learning(toy_root):

@@ -196,6 +196,8 @@ def test_a_local_ray_starts_without_idle_workers_and_caps_pending_trials(tmp_pat
                 results.write_cell(tmp_path, [{"experiment": cell.experiment, "cell_id": cell.cell_id}])
 
     started = []
+    monkeypatch.setattr(tune_adapter, "_started_local", False)
+    monkeypatch.setattr(tune_adapter, "_would_start_local", lambda: not os.environ.get("RAY_ADDRESS"))
     monkeypatch.setattr(tune_adapter.ray, "is_initialized", lambda: bool(started))
     monkeypatch.setattr(tune_adapter.ray, "init", lambda **kw: started.append(1) or seen.update(
         init={k: os.environ.get(k) for k in keys}, address=kw["address"]))
@@ -224,3 +226,12 @@ def test_a_local_ray_starts_without_idle_workers_and_caps_pending_trials(tmp_pat
     tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None)
     assert seen["address"] == "10.0.0.1:6379" and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] is None
     assert seen["init"]["RAY_enable_worker_prestart"] is None
+
+
+def test_a_ray_address_is_never_taken_for_a_local_ray(monkeypatch):
+    from scanshift_ray import tune_adapter
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert not tune_adapter._would_start_local()
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's own word for "start one here"
+    assert tune_adapter._would_start_local()
