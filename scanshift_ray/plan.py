@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from scanshift_ray.models import gpu_share
+from scanshift_ray.results import fill_later_columns
 from scanshift_ray.study import Cell
 
 
@@ -30,22 +31,25 @@ class Plan:
 
     per_experiment: dict[str, tuple[int, int]]  # experiment -> (done, to run)
     seconds: float  # estimated wall seconds for the known part of the pending cells
-    unknown: int  # pending cells without a finished cell of the same model, input shape and epochs
+    unknown: int  # pending cells without a finished cell of the same model, input shape, epochs, val_every
     slots: int  # trials that run at once
 
 
-def _key(model: str, shape: str, epochs: int) -> tuple[str, str, int]:
-    return (str(model), str(shape), int(epochs))
+_Key = tuple[str, str, int, int]
+_BY = ["model", "input_shape", "epochs", "val_every"]
 
 
-def trial_seconds(history: pd.DataFrame | None) -> dict[tuple[str, str, int], float]:
-    """Mean wall seconds of a finished trial per (model, input shape, epochs), from result rows."""
+def _key(model: str, shape: str, epochs: int, val_every: int) -> _Key:
+    return (str(model), str(shape), int(epochs), int(val_every))
+
+
+def trial_seconds(history: pd.DataFrame | None) -> dict[_Key, float]:
+    """Mean wall seconds of a finished trial per (model, input shape, epochs, val_every), from result rows."""
     need = {"cell_id", "model", "input_shape", "epochs", "wall_seconds"}
     if history is None or not need <= set(history.columns):
         return {}
-    cells = history.drop_duplicates("cell_id")
-    return {_key(*k): float(v) for k, v in cells.groupby(["model", "input_shape", "epochs"])["wall_seconds"]
-            .mean().items()}
+    cells = fill_later_columns(history.drop_duplicates("cell_id"))  # older rows validated every epoch
+    return {_key(*k): float(v) for k, v in cells.groupby(_BY)["wall_seconds"].mean().items()}
 
 
 def concurrency(cells: Sequence[Cell], cpus: int, gpus: int, gpus_per_trial: float | None = None,
@@ -70,7 +74,8 @@ def make_plan(cells: Sequence[Cell], done: Iterable[str], history: pd.DataFrame 
     todo = [c for c in cells if c.cell_id not in done]
     known = trial_seconds(history)
     slots = concurrency(todo, cpus, gpus, gpus_per_trial, max_concurrent)
-    secs = [known.get(_key(c.model, "x".join(map(str, c.training.input_shape)), c.training.epochs)) for c in todo]
+    secs = [known.get(_key(c.model, "x".join(map(str, c.training.input_shape)), c.training.epochs,
+                           c.training.val_every)) for c in todo]
     total = sum(s for s in secs if s is not None)
     return Plan(per, total / slots, sum(s is None for s in secs), slots)
 
@@ -84,7 +89,8 @@ def format_plan(plan: Plan, cpus: int, gpus: int) -> str:
     if plan.unknown and plan.seconds:
         eta += f" for the cells with a history, plus {plan.unknown} without one"
     elif plan.unknown:
-        eta = f"no estimate ({plan.unknown} cells have no finished cell of the same model, input shape and epochs)"
+        eta = (f"no estimate ({plan.unknown} cells have no finished cell of the same model, input shape, epochs "
+               "and validation interval)")
     head = (f"{total_done + total_todo} cells: {total_done} already done, {total_todo} to run; "
             f"{plan.slots} at a time on {cpus} CPU(s), {gpus} GPU(s); estimated wall time {eta}")
     return "\n".join([head, *lines])
