@@ -17,14 +17,15 @@ from scanshift_ray import stats
 from scanshift_ray.analysis import paired_deltas, test_train_ratio
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.summary import as_text, check_pooling, config_columns, with_later_columns
+from scanshift_ray.results import fill_later_columns
+from scanshift_ray.summary import as_text, check_pooling, config_columns
 
 _DATA_COLUMNS = ("data_id", "config_id", "cell_id", "train_domain", "experiment", "dataset")
 
 
 def check_comparable(full: pd.DataFrame, ablated: pd.DataFrame, dataset: str) -> None:
     """Refuse when the two runs of `dataset` differ in anything but their data."""
-    a, b = (with_later_columns(r[r["dataset"] == dataset]) for r in (full, ablated))
+    a, b = (fill_later_columns(r[r["dataset"] == dataset]) for r in (full, ablated))  # older rows compare too
     cols = [c for c in config_columns(a) if c not in _DATA_COLUMNS and c in b.columns]
     differ = [c for c in cols if set(as_text(a[[c]])[c]) != set(as_text(b[[c]])[c])]
     if differ:

@@ -18,8 +18,9 @@ import pandas as pd
 
 from scanshift_ray import analysis, figures
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.results import fill_later_columns
 from scanshift_ray.study import AXES, EXPERIMENTS
-from scanshift_ray.summary import as_text, check_pooling, config_columns, treatment_axes, with_later_columns
+from scanshift_ray.summary import as_text, check_pooling, config_columns, treatment_axes
 
 REQUIRED = ("experiment", "dataset", "modality", "train_domain", "test_domain", "seed", "auc")
 FIGURE_NAMES = {"mixing": "fig4_mixing.png", "noise": "fig5_noise.png"}
@@ -63,7 +64,7 @@ def baseline(main: pd.DataFrame, sub: pd.DataFrame, axis: str) -> pd.DataFrame:
     every other configuration value equal to the curve's (axes that only apply away from neutral aside),
     and the curve's seeds only."""
     neutral = AXES.get(axis).neutral
-    main, sub = with_later_columns(main), with_later_columns(sub)
+    main, sub = fill_later_columns(main), fill_later_columns(sub)
     skip = ("experiment", "grid_axes", axis, *_requiring(axis))
     cols = [c for c in config_columns(sub) if c not in skip and c in main.columns]
     cand = main[(pd.to_numeric(main[axis], errors="coerce") == neutral) if axis in main.columns else slice(None)]

@@ -270,12 +270,19 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return fill_later_columns(pd.concat(frames, ignore_index=True))
 
 
+def later_column(col: str, values: pd.Series) -> pd.Series:
+    """`values` of the `LATER_COLUMNS` column `col` as integers, older rows' missing values filled (a folder
+    mixing older rows reads the column as floats with NaN)."""
+    return pd.to_numeric(values).fillna(LATER_COLUMNS[col]).astype("int64")
+
+
 def fill_later_columns(rows: pd.DataFrame) -> pd.DataFrame:
-    """`rows` with every `LATER_COLUMNS` column present and filled where older rows lack it."""
-    rows = rows.copy()
-    for col, value in LATER_COLUMNS.items():
-        rows[col] = pd.to_numeric(rows[col]).fillna(value).astype("int64") if col in rows.columns else value
-    return rows
+    """`rows` with every `LATER_COLUMNS` column present and filled where older rows lack it (`rows` itself
+    when nothing is missing)."""
+    fill = {col: later_column(col, rows[col]) if col in rows.columns else value
+            for col, value in LATER_COLUMNS.items()
+            if col not in rows.columns or rows[col].dtype != "int64"}
+    return rows.assign(**fill) if fill else rows
 
 
 LOCK = "_lock.json"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
-from scanshift_ray.results import LATER_COLUMNS, fill_later_columns
+from scanshift_ray.results import LATER_COLUMNS, later_column
 from scanshift_ray.study import AXES
 
 MODALITY_ORDER = {"CT": 0, "MRI": 1, "X-ray": 2}
@@ -25,12 +25,6 @@ SETTING = ("experiment", "dataset", "train_domain")
 CONFIG_COLUMNS = ("experiment", "dataset", "train_domain", "model", "data_source", "data_id", "protocol_version",
                   "epochs", "batch_size", "lr", "width", "val_every", "input_shape", "window", "shared_patients",
                   "grid_axes")
-
-
-def with_later_columns(rows: pd.DataFrame) -> pd.DataFrame:
-    """`rows` with every `LATER_COLUMNS` column present and filled (older rows get the value they all
-    had), so two frames compare on it even when one was written before the column existed."""
-    return fill_later_columns(rows)
 
 
 def config_columns(rows: pd.DataFrame) -> list[str]:
@@ -49,8 +43,8 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if col in AXES and AXES.get(col).neutral is not None:
             frame[col] = frame[col].where(frame[col].notna(), AXES.get(col).neutral)
-        elif col in LATER_COLUMNS:  # integers; a folder mixing older rows reads them as floats with NaN
-            frame[col] = pd.to_numeric(frame[col]).fillna(LATER_COLUMNS[col]).astype(int)
+        elif col in LATER_COLUMNS:
+            frame[col] = later_column(col, frame[col])
     return frame.where(frame.notna(), "none").astype(str)
 
 

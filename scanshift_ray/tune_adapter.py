@@ -290,7 +290,6 @@ class _WaveOptions(NamedTuple):
     max_concurrent: int | None
     checkpoint_every: int | None
     tracker: str | None
-    env: Mapping[str, str] = {}  # environment defaults for the Tune run (see `run_cells`)
 
 
 def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_root: str, results_dir: str,
@@ -305,8 +304,7 @@ def _run_wave(wave: Mapping[str, Cell], name: str, writer: _ResultWriter, shard_
     # loggers) to the list it is given, and callbacks reused by the next wave keep every earlier
     # wave's trials (their results, open files) alive, so the driver's memory grew with each wave.
     callbacks = [writer, *tracker_callbacks(opt.tracker, results_dir)]
-    with env_defaults(opt.env):
-        _fit(trainable, wave, name, storage, callbacks, opt)
+    _fit(trainable, wave, name, storage, callbacks, opt)
     resources.clear()
 
 
@@ -410,12 +408,12 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     writer = _ResultWriter(results_dir, {c.cell_id: c for c in cells}, storage, log)
     name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # one per sweep
     wave_size = max(1, wave_size)
-    for i in range(0, len(cells), wave_size):
-        wave = {c.cell_id: c for c in cells[i:i + wave_size]}
-        _run_wave(wave, f"{name}-w{i // wave_size}", writer, shard_root, results_dir, storage, gpus,
-                  _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker,
-                               pending_trials_env(local, cpus)))
-        _stop_if_interrupted(results_dir, wave)
+    opt = _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker)
+    with env_defaults(pending_trials_env(local, cpus)):  # Tune reads it when each wave's run starts
+        for i in range(0, len(cells), wave_size):
+            wave = {c.cell_id: c for c in cells[i:i + wave_size]}
+            _run_wave(wave, f"{name}-w{i // wave_size}", writer, shard_root, results_dir, storage, gpus, opt)
+            _stop_if_interrupted(results_dir, wave)
     done = results.done_cells(results_dir)
     ids = {c.cell_id for c in cells}
     failed = {k: v for k, v in results.failed_cells(results_dir).items() if k in ids and k not in done}

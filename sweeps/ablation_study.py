@@ -48,13 +48,16 @@ def _run(shards: str, out: str, datasets: list[str], args: argparse.Namespace) -
         raise ScanshiftError(f"the run into {out} did not finish; re-run the same command to continue")
 
 
-def _rows_of_run(shards: str, out: str, datasets: list[str], args: argparse.Namespace) -> pd.DataFrame:
-    """The rows of exactly the cells `_run` ran: a reused folder may also hold other cells of the same
-    settings (other seeds, or an older protocol of the profile), which are not part of this comparison."""
+def _cell_ids(shards: str, datasets: list[str], args: argparse.Namespace) -> set[str]:
+    """The ids of the cells `_run` runs: a reused folder may also hold other cells of the same settings
+    (other seeds, or an older protocol of the profile), which are not part of this comparison."""
     study = Study((restrict(EXPERIMENTS.get("main"), tuple(datasets), tuple(range(args.seeds))),),
                   profile=args.profile)
-    ids = {c.cell_id for c in expand(study, dataset_refs(study, shards))}
-    rows = results.read_results(out)
+    return {c.cell_id for c in expand(study, dataset_refs(study, shards))}
+
+
+def _rows(folder: str, ids: set[str]) -> pd.DataFrame:
+    rows = results.read_results(folder)
     return rows[rows["cell_id"].isin(ids)]
 
 
@@ -62,7 +65,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     """Run every ablation named and write the table."""
     names = tuple(ABLATIONS.names()) if args.ablate == ("all",) else check(args.ablate)
     profile = PROFILES.get(args.profile)
-    ablated, full = {}, []
+    ablated: dict[str, pd.DataFrame] = {}
+    full: set[str] = set()  # cell ids on the default twins; two ablations of one modality share them
     default = f"data/synthetic/{profile.name}"
     for name in names:
         datasets = _datasets(name)
@@ -71,10 +75,9 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         write_twins(default, datasets, profile)
         _run(default, args.results, datasets, args)
         _run(root, f"{args.out}/{name}", datasets, args)
-        ablated[name] = _rows_of_run(root, f"{args.out}/{name}", datasets, args)
-        full.append(_rows_of_run(default, args.results, datasets, args))
-    # two ablations of one modality share the default twins' cells: each row once
-    table = ablation.ablation_table(pd.concat(full).drop_duplicates(["cell_id", "test_domain"]), ablated)
+        ablated[name] = _rows(f"{args.out}/{name}", _cell_ids(root, datasets, args))
+        full |= _cell_ids(default, datasets, args)
+    table = ablation.ablation_table(_rows(args.results, full), ablated)
     text = ablation.format_table(table)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "ablation_table.md").write_text(text + "\n")
