@@ -1,4 +1,4 @@
-"""The only module that talks to Ray Tune: runs a list of cells as Tune grids (waves of at most WAVE_SIZE).
+"""The only module that runs Ray Tune: runs a list of cells as Tune grids (waves of at most WAVE_SIZE).
 
 Each Tune trial is one cell. It reads its dataset's shards (memory-mapped, so trials on one node
 share the page cache instead of each holding a copy), calls the plain `trial.run_trial`, reports
@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +27,13 @@ from ray import tune
 from scanshift_ray import results
 from scanshift_ray.datasets import DATASETS
 from scanshift_ray.errors import ScanshiftError
+from scanshift_ray.local_ray import (
+    env_defaults,
+    fills_every_cpu,
+    pending_trials_env,
+    start_ray,
+    tune_actors_inherit_env,
+)
 from scanshift_ray.plan import progress_line, trial_resources
 from scanshift_ray.profiles import PROFILES
 from scanshift_ray.shards import load_domains
@@ -322,59 +328,6 @@ def _fit(trainable: Any, wave: Mapping[str, Cell], name: str, storage: str, call
     ).fit()
 
 
-# Raylet settings for a Ray this process starts itself. Its raylet would prestart one worker per CPU,
-# but Tune's trial actors carry a runtime env of their own (PL_DISABLE_FORK) and never use them: the
-# idle workers only take CPU from the start-up of the workers the trials do use.
-LOCAL_RAY_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
-
-
-@contextmanager
-def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
-    """Set the environment variables of `values` that the user has not set, for the block only."""
-    added = {k: v for k, v in values.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-_started_local = False  # this process started the Ray it is connected to
-
-
-def _would_start_local() -> bool:
-    """Whether `ray.init()` starts a new local Ray: no RAY_ADDRESS and no cluster that `ray start` left
-    on this host (which Ray would join, e.g. on a cluster's head node)."""
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-
-        return canonicalize_bootstrap_address(os.environ.get("RAY_ADDRESS")) is None  # type: ignore[arg-type]
-    except Exception:  # a private helper of Ray 2.60: if it moves or fails, assume a cluster (Tune's defaults)
-        return False
-
-
-def start_ray(verbose: int = 1) -> bool:
-    """Connect to the Ray at RAY_ADDRESS, or the one `ray start` left on this host, or the one already
-    connected, else start a local one without idle prestarted workers. True when the Ray is one this
-    process started itself."""
-    global _started_local
-    if ray.is_initialized():
-        return _started_local
-    local = _would_start_local()
-    with env_defaults(LOCAL_RAY_ENV if local else {}):  # the raylet, a child process, reads them at start
-        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
-                 log_to_driver=verbose > 1)
-    _started_local = local
-    return local
-
-
-def pending_trials_env(local: bool, cpus: float) -> dict[str, str]:
-    """Tune's cap on trials waiting for resources. Tune keeps 200 pending so an autoscaler sees the demand;
-    on a local Ray nothing scales, and creating 200 trials before the first starts delayed it by ~1 s."""
-    return {"TUNE_MAX_PENDING_TRIALS_PG": str(max(16, 2 * int(cpus)))} if local else {}
-
-
 def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | Path,
               max_failures: int = 2, verbose: int = 1, tune_storage: str | None = None,
               gpus_per_trial: float | None = None, max_concurrent: int | None = None,
@@ -400,16 +353,16 @@ def run_cells(cells: Sequence[Cell], shard_root: str | Path, results_dir: str | 
     start = time.time()
     results_dir = str(results_dir) if is_uri(results_dir) else str(Path(results_dir).resolve())
     shard_root = str(shard_root) if is_uri(shard_root) else str(Path(shard_root).resolve())
-    local = start_ray(verbose)
+    wave_size = max(1, wave_size)
+    local = start_ray(verbose, warm_workers=fills_every_cpu(cells[:wave_size], gpus_per_trial, max_concurrent))
     storage = tune_storage or f"{results_dir.rstrip('/')}/_tune"
     _check_cluster_paths(cells, shard_root, results_dir, storage)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     gpus = ray.cluster_resources().get("GPU", 0.0) > 0
     writer = _ResultWriter(results_dir, {c.cell_id: c for c in cells}, storage, log)
     name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # one per sweep
-    wave_size = max(1, wave_size)
     opt = _WaveOptions(max_failures, verbose, gpus_per_trial, max_concurrent, checkpoint_every, tracker)
-    with env_defaults(pending_trials_env(local, cpus)):  # Tune reads it when each wave's run starts
+    with env_defaults(pending_trials_env(local, cpus)), tune_actors_inherit_env():  # read as each wave starts
         for i in range(0, len(cells), wave_size):
             wave = {c.cell_id: c for c in cells[i:i + wave_size]}
             _run_wave(wave, f"{name}-w{i // wave_size}", writer, shard_root, results_dir, storage, gpus, opt)

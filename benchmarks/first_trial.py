@@ -1,0 +1,68 @@
+"""Quick start: seconds from the start of a sweep (`runner.run_study`) to its first trial's start.
+
+    python benchmarks/first_trial.py --runs 8 --cells 4
+
+Each run is a fresh process that starts its own Ray (as `python sweeps/full_study.py` does on a
+workstation) and runs N cells of the `noop` profile (the scheduler path and the whole trial, no
+training; see `benchmarks/scale.py`). Runs alternate between the product as it is ("warm": the local
+Ray's prestarted workers import torch and host Tune's trials) and the baseline of the same code with
+warm workers switched off ("cold": no prestarted workers, the behaviour before), so both see the same
+machine. Prints every run, then per mode the median, min and max, and the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MODES = ("warm", "cold")
+
+
+def one(mode: str, cells: int) -> float:
+    """One sweep of `cells` noop cells in this process; seconds to its first trial."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scale
+
+    if mode == "cold":
+        from scanshift_ray import local_ray
+
+        local_ray.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as work:
+        return float(scale.measure(cells, Path(work))["first_trial_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Alternate fresh-process runs of both modes and print the figures."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=6, help="runs per mode")
+    p.add_argument("--cells", type=int, default=4, help="noop cells per sweep (even)")
+    p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps({"first_trial_s": one(args.one, args.cells)}))
+        return 0
+    seen: dict[str, list[float]] = {m: [] for m in MODES}
+    for i in range(args.runs):
+        for mode in MODES if i % 2 == 0 else MODES[::-1]:
+            out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
+                                 capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
+            if out.returncode:
+                print(out.stderr[-3000:], file=sys.stderr)
+                return 1
+            seen[mode].append(json.loads(out.stdout.strip().splitlines()[-1])["first_trial_s"])
+            print(f"run {i + 1} {mode}: first trial after {seen[mode][-1]:.2f} s", flush=True)
+    for mode, xs in seen.items():
+        print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
+              f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")
+    print(f"warm / cold (medians): x{statistics.median(seen['warm']) / statistics.median(seen['cold']):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""How a sweep starts or joins Ray (used only by `tune_adapter`, the module that runs Ray Tune).
+
+A sweep joins the Ray at RAY_ADDRESS, or one `ray start` left on this host, or the one already
+connected; otherwise it starts a local Ray for itself. Such a local Ray is tuned for a quick first
+trial (Ray 2.60, measured in the README's "Quick start"):
+
+- Its raylet starts one worker per CPU before the first task and, with `RAY_preload_python_modules`,
+  those workers import torch and the trial code while the driver is still setting up Tune. Tune
+  would never use them: it gives its trial actors a runtime env of their own (`PL_DISABLE_FORK`),
+  and Ray hands prestarted workers only to work without one. So the raylet is started with Tune's
+  variables in its environment (every worker of a local Ray inherits it) and, while the waves run,
+  Tune's actors carry no runtime env (`tune_actors_inherit_env`): same variables, ready workers.
+  This is done only when every prestarted worker will host a trial (a worker importing torch holds
+  ~0.7 GB) and Tune would pass nothing else; otherwise no worker is prestarted, since idle ones only
+  take CPU from the workers the trials do use.
+- Tune keeps 2 x CPUs (at least 16) trials pending instead of 200 (`pending_trials_env`).
+On a cluster nothing is changed. Settings the user made in the environment always win.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import ray
+
+from scanshift_ray.plan import concurrency
+from scanshift_ray.study import Cell
+
+NO_PRESTART_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
+PRELOAD = "torch,scanshift_ray.tune_adapter,scanshift_ray.trial"  # what a trial's worker imports first
+
+
+@contextmanager
+def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """Set the environment variables of `values` that the user has not set, for the block only."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+_started_local = False  # this process started the Ray it is connected to
+_inherited: dict[str, str] = {}  # Tune's actor variables given to the raylet of a warm local Ray
+
+
+def would_start_local() -> bool:
+    """Whether `ray.init()` starts a new local Ray: no RAY_ADDRESS and no cluster that `ray start` left
+    on this host (which Ray would join, e.g. on a cluster's head node)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(os.environ.get("RAY_ADDRESS")) is None  # type: ignore[arg-type]
+    except Exception:  # a private helper of Ray 2.60: if it moves or fails, assume a cluster (Tune's defaults)
+        return False
+
+
+def _tune_actor_env() -> dict[str, str] | None:
+    """The env vars Tune 2.60 gives its trial actors (`ray.tune.execution.class_cache`): its defaults and
+    those of the variables it passes on (credentials, Ray Train settings) that are set; None if that
+    module no longer looks as expected."""
+    try:
+        from ray.tune.execution import class_cache
+
+        default = dict(class_cache.DEFAULT_ENV_VARS)
+        passed = {k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ}
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return {**default, **passed}
+
+
+def _local_env(warm: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """(environment for the raylet of a local Ray, Tune's actor variables in it): warm workers when asked
+    and possible (see the module doc); not when Tune would pass on more than its defaults, or the user
+    set one of them."""
+    tune_env = _tune_actor_env()
+    if not warm or tune_env is None or any(k in os.environ for k in tune_env):
+        return dict(NO_PRESTART_ENV), {}
+    return {**tune_env, "RAY_preload_python_modules": PRELOAD}, tune_env
+
+
+def fills_every_cpu(cells: Sequence[Cell], gpus_per_trial: float | None = None,
+                    max_concurrent: int | None = None) -> bool:
+    """Whether running `cells` keeps one trial per CPU of this machine busy, so every worker a local Ray
+    prestarts will host one."""
+    import torch
+
+    cpus = os.cpu_count() or 1
+    return min(len(cells), concurrency(cells, cpus, torch.cuda.device_count(), gpus_per_trial,
+                                       max_concurrent)) >= cpus
+
+
+def start_ray(verbose: int = 1, warm_workers: bool = False) -> bool:
+    """Connect to the Ray at RAY_ADDRESS, or the one `ray start` left on this host, or the one already
+    connected, else start a local one (prestarted workers that import torch when `warm_workers`, i.e.
+    when the sweep will keep one trial per CPU busy; none otherwise). True when the Ray is one this
+    process started itself."""
+    global _started_local, _inherited
+    if ray.is_initialized():
+        return _started_local
+    local = would_start_local()
+    env, inherited = _local_env(warm_workers) if local else ({}, {})
+    with env_defaults(env):  # the raylet, a child process, reads them at start; its workers inherit them
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
+                 log_to_driver=verbose > 1)
+    _started_local = local
+    _inherited = inherited
+    return local
+
+
+@contextmanager
+def tune_actors_inherit_env() -> Iterator[None]:
+    """While the block runs, Tune's trial actors carry no runtime env of their own (so a warm local Ray's
+    prestarted workers can host them); their variables reach them through the raylet's environment.
+    Does nothing unless this process started such a Ray."""
+    if not _inherited or _tune_actor_env() != _inherited:  # nothing given, or Tune would now pass more
+        yield
+        return
+    from ray.tune.execution import class_cache
+
+    saved = dict(class_cache.DEFAULT_ENV_VARS)
+    class_cache.DEFAULT_ENV_VARS.clear()
+    try:
+        yield
+    finally:
+        class_cache.DEFAULT_ENV_VARS.update(saved)
+
+
+def pending_trials_env(local: bool, cpus: float) -> dict[str, str]:
+    """Tune's cap on trials waiting for resources. Tune keeps 200 pending so an autoscaler sees the demand;
+    on a local Ray nothing scales, and creating 200 trials before the first starts delayed it by ~1 s."""
+    return {"TUNE_MAX_PENDING_TRIALS_PG": str(max(16, 2 * int(cpus)))} if local else {}
