@@ -24,28 +24,31 @@ from pathlib import Path
 MODES = ("warm", "cold")
 
 
-def one(mode: str, cells: int) -> float:
-    """One sweep of `cells` noop cells in this process; seconds to its first trial."""
+def one(mode: str, cells: int) -> dict:
+    """One sweep of `cells` noop cells in this process: seconds to its first trial, and whether its Ray
+    was a warm one."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import scale
 
-    if mode == "cold":
-        from scanshift_ray import local_ray
+    from scanshift_ray import local_ray, tune_adapter
 
-        local_ray.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
+    if mode == "cold":
+        tune_adapter.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as work:
-        return float(scale.measure(cells, Path(work))["first_trial_s"])
+        first = float(scale.measure(cells, Path(work))["first_trial_s"])
+    return {"first_trial_s": first, "warm": bool(local_ray._inherited) and local_ray.started_here()}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Alternate fresh-process runs of both modes and print the figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=6, help="runs per mode")
-    p.add_argument("--cells", type=int, default=4, help="noop cells per sweep (even)")
+    p.add_argument("--runs", type=int, default=6, help="runs per mode (even: each mode goes first as often)")
+    p.add_argument("--cells", type=int, default=max(4, (os.cpu_count() or 1) + (os.cpu_count() or 1) % 2),
+                   help="noop cells per sweep (even; at least one per CPU, or no Ray is warm)")
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps({"first_trial_s": one(args.one, args.cells)}))
+        print(json.dumps(one(args.one, args.cells)))
         return 0
     seen: dict[str, list[float]] = {m: [] for m in MODES}
     for i in range(args.runs):
@@ -55,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)
                 return 1
-            seen[mode].append(json.loads(out.stdout.strip().splitlines()[-1])["first_trial_s"])
-            print(f"run {i + 1} {mode}: first trial after {seen[mode][-1]:.2f} s", flush=True)
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            seen[mode].append(got["first_trial_s"])
+            print(f"run {i + 1} {mode}: first trial after {seen[mode][-1]:.2f} s "
+                  f"({'warm' if got['warm'] else 'cold'} Ray)", flush=True)
     for mode, xs in seen.items():
         print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
               f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")

@@ -5,7 +5,7 @@ Data flows one way through named artifacts::
     raw data -> preprocessing -> shards (<root>/<key>/<domain>.h5) -> trial -> results/*.parquet -> report
 
 `shards` owns the on-disk format, `trial` is a plain function of (cell, data) -> rows,
-`tune_adapter` is the only module that talks to Ray Tune.
+`tune_adapter` is the only module that talks to Ray Tune, `local_ray` how a sweep starts or joins Ray.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,4 +1,4 @@
-"""How a sweep starts or joins Ray (used only by `tune_adapter`, the module that runs Ray Tune).
+"""How a sweep starts or joins Ray (used by `tune_adapter`, the module that runs Ray Tune).
 
 A sweep joins the Ray at RAY_ADDRESS, or one `ray start` left on this host, or the one already
 connected; otherwise it starts a local Ray for itself. Such a local Ray is tuned for a quick first
@@ -12,7 +12,8 @@ trial (Ray 2.60, measured in the README's "Quick start"):
   Tune's actors carry no runtime env (`tune_actors_inherit_env`): same variables, ready workers.
   This is done only when every prestarted worker will host a trial (a worker importing torch holds
   ~0.7 GB) and Tune would pass nothing else; otherwise no worker is prestarted, since idle ones only
-  take CPU from the workers the trials do use.
+  take CPU from the workers the trials do use. Only while the connected Ray is still that one (its
+  session): a Ray the user connects to in its place since is left as it is.
 - Tune keeps 2 x CPUs (at least 16) trials pending instead of 200 (`pending_trials_env`).
 On a cluster nothing is changed. Settings the user made in the environment always win.
 """
@@ -44,8 +45,8 @@ def env_defaults(values: Mapping[str, str]) -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-_started_local = False  # this process started the Ray it is connected to
-_inherited: dict[str, str] = {}  # Tune's actor variables given to the raylet of a warm local Ray
+_started: str | None = None  # session name of the local Ray this process started
+_inherited: dict[str, str] = {}  # Tune's actor variables given to that Ray's raylet (a warm one)
 
 
 def would_start_local() -> bool:
@@ -80,7 +81,19 @@ def _local_env(warm: bool) -> tuple[dict[str, str], dict[str, str]]:
     tune_env = _tune_actor_env()
     if not warm or tune_env is None or any(k in os.environ for k in tune_env):
         return dict(NO_PRESTART_ENV), {}
-    return {**tune_env, "RAY_preload_python_modules": PRELOAD}, tune_env
+    # Ray sets OMP_NUM_THREADS=1 for a 1-CPU trial's worker, but only once the actor is created: after the
+    # preloaded libraries have sized their thread pools (numpy's OpenBLAS to every core)
+    return {**tune_env, "RAY_preload_python_modules": PRELOAD, "OMP_NUM_THREADS": "1"}, tune_env
+
+
+def _ray_cpus() -> int:
+    """The CPU count a local Ray gives its node (and prestarts workers for): it respects cgroup quotas."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return int(get_num_cpus())
+    except Exception:  # a private helper of Ray 2.60
+        return os.cpu_count() or 1
 
 
 def fills_every_cpu(cells: Sequence[Cell], gpus_per_trial: float | None = None,
@@ -89,45 +102,61 @@ def fills_every_cpu(cells: Sequence[Cell], gpus_per_trial: float | None = None,
     prestarts will host one."""
     import torch
 
-    cpus = os.cpu_count() or 1
+    cpus = _ray_cpus()
     return min(len(cells), concurrency(cells, cpus, torch.cuda.device_count(), gpus_per_trial,
                                        max_concurrent)) >= cpus
+
+
+def _session() -> str | None:
+    """The connected Ray's session name (unique per Ray started), or None."""
+    try:
+        return str(ray.get_runtime_context().get_session_name())
+    except Exception:
+        return None
+
+
+def started_here() -> bool:
+    """Whether the connected Ray is the one this process started itself (not one the user connected to
+    or started in its place since)."""
+    return _started is not None and ray.is_initialized() and _session() == _started
 
 
 def start_ray(verbose: int = 1, warm_workers: bool = False) -> bool:
     """Connect to the Ray at RAY_ADDRESS, or the one `ray start` left on this host, or the one already
     connected, else start a local one (prestarted workers that import torch when `warm_workers`, i.e.
-    when the sweep will keep one trial per CPU busy; none otherwise). True when the Ray is one this
-    process started itself."""
-    global _started_local, _inherited
+    when the sweep will keep one trial per CPU busy; none otherwise). Returns `started_here()`."""
+    global _started, _inherited
     if ray.is_initialized():
-        return _started_local
+        return started_here()
     local = would_start_local()
     env, inherited = _local_env(warm_workers) if local else ({}, {})
     with env_defaults(env):  # the raylet, a child process, reads them at start; its workers inherit them
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
                  log_to_driver=verbose > 1)
-    _started_local = local
-    _inherited = inherited
-    return local
+    _started, _inherited = (_session(), inherited) if local else (None, {})
+    return started_here()
 
 
 @contextmanager
 def tune_actors_inherit_env() -> Iterator[None]:
     """While the block runs, Tune's trial actors carry no runtime env of their own (so a warm local Ray's
     prestarted workers can host them); their variables reach them through the raylet's environment.
-    Does nothing unless this process started such a Ray."""
-    if not _inherited or _tune_actor_env() != _inherited:  # nothing given, or Tune would now pass more
-        yield
-        return
-    from ray.tune.execution import class_cache
+    Does nothing unless the connected Ray is such a Ray started here, and Tune would pass exactly what
+    its raylet was given."""
+    saved = None
+    if _inherited and started_here() and _tune_actor_env() == _inherited:
+        try:
+            from ray.tune.execution import class_cache
 
-    saved = dict(class_cache.DEFAULT_ENV_VARS)
-    class_cache.DEFAULT_ENV_VARS.clear()
+            saved = dict(class_cache.DEFAULT_ENV_VARS)
+            class_cache.DEFAULT_ENV_VARS.clear()
+        except (ImportError, AttributeError, TypeError):  # Tune's table moved or became read-only
+            saved = None
     try:
         yield
     finally:
-        class_cache.DEFAULT_ENV_VARS.update(saved)
+        if saved is not None:
+            class_cache.DEFAULT_ENV_VARS.update(saved)
 
 
 def pending_trials_env(local: bool, cpus: float) -> dict[str, str]:

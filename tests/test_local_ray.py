@@ -15,7 +15,7 @@ ray = pytest.importorskip("ray")
 from ray.tune.execution import class_cache  # noqa: E402
 
 KEYS = ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver", "TUNE_MAX_PENDING_TRIALS_PG",
-        "RAY_preload_python_modules", "PL_DISABLE_FORK")
+        "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS")
 
 
 @pytest.fixture
@@ -24,6 +24,7 @@ def fake_ray(tmp_path, monkeypatch):
     the env vars Tune would give its actors during the fit."""
     seen: dict = {}
     started: list = []
+    session = {"name": "session-1"}  # what the connected (fake) Ray calls itself
 
     class FakeTuner:
         def __init__(self, trainable, param_space, tune_config, run_config):
@@ -32,11 +33,14 @@ def fake_ray(tmp_path, monkeypatch):
         def fit(self):
             seen["fit"] = {k: os.environ.get(k) for k in KEYS}
             seen["actor_env"] = dict(class_cache.DEFAULT_ENV_VARS)
+            if seen.get("raise"):
+                raise KeyboardInterrupt
             for cid in self.ids:
                 results.write_cell(tmp_path, [{"experiment": "main", "cell_id": cid}])
 
-    monkeypatch.setattr(local_ray, "_started_local", False)
+    monkeypatch.setattr(local_ray, "_started", None)
     monkeypatch.setattr(local_ray, "_inherited", {})
+    monkeypatch.setattr(local_ray, "_session", lambda: session["name"] if started else None)
     monkeypatch.setattr(local_ray, "would_start_local", lambda: not os.environ.get("RAY_ADDRESS"))
     monkeypatch.setattr(ray, "is_initialized", lambda: bool(started))
     monkeypatch.setattr(ray, "init", lambda **kw: started.append(1) or seen.update(
@@ -49,16 +53,20 @@ def fake_ray(tmp_path, monkeypatch):
     for key in (*KEYS, "RAY_ADDRESS", *class_cache.ENV_VARS_TO_PROPAGATE):
         monkeypatch.delenv(key, raising=False)
 
-    def run(n_cells: int, cpus: int) -> dict:
+    def run(n_cells: int, cpus: int, keep_ray: bool = False, fail: bool = False) -> dict:
+        monkeypatch.setattr(local_ray, "_ray_cpus", lambda: cpus)
         monkeypatch.setattr(os, "cpu_count", lambda: cpus)
-        started.clear()
+        if not keep_ray:
+            started.clear()
         seen.clear()
+        seen["raise"] = fail
         cells = [make_cell("xray-chest", "3", seed=s) for s in range(n_cells)]
         for cell in cells:  # a fresh results folder for each run
             (tmp_path / "main" / f"{cell.cell_id}.parquet").unlink(missing_ok=True)
         tune_adapter.run_cells(cells, tmp_path / "shards", tmp_path, verbose=0, log=lambda s: None)
         return dict(seen)
 
+    run.session = session  # type: ignore[attr-defined]
     return run
 
 
@@ -69,7 +77,7 @@ def test_a_local_ray_with_a_trial_per_cpu_gets_warm_workers_tune_can_use(fake_ra
     seen = fake_ray(n_cells=4, cpus=2)
     assert seen["init"] == {"RAY_enable_worker_prestart": None, "RAY_prestart_worker_first_driver": None,
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": local_ray.PRELOAD,
-                            "PL_DISABLE_FORK": "1"}
+                            "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
     assert seen["actor_env"] == {} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "16"
     assert seen["fit"]["PL_DISABLE_FORK"] is None  # set for the raylet only, not left in the driver
     assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
@@ -82,7 +90,7 @@ def test_a_local_ray_with_idle_cpus_starts_no_workers_ahead(fake_ray):
     seen = fake_ray(n_cells=2, cpus=12)
     assert seen["init"] == {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0",
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": None,
-                            "PL_DISABLE_FORK": None}
+                            "PL_DISABLE_FORK": None, "OMP_NUM_THREADS": None}
     assert seen["actor_env"] == {"PL_DISABLE_FORK": "1"} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "24"
 
 
@@ -109,6 +117,43 @@ def test_user_settings_win_and_a_cluster_is_left_as_it_is(fake_ray, monkeypatch)
     seen = fake_ray(n_cells=4, cpus=2)
     assert seen["address"] == "10.0.0.1:6379" and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] is None
     assert seen["init"]["RAY_enable_worker_prestart"] is None and seen["actor_env"] == {"PL_DISABLE_FORK": "1"}
+
+
+def test_a_ray_the_user_connected_in_its_place_is_not_taken_for_the_warm_one(fake_ray):
+    """After a warm sweep the user shuts Ray down and connects to another (their own local one, or a
+    cluster): the next sweep leaves Tune's actor env and pending trials alone, so its trials still get
+    PL_DISABLE_FORK=1 from Tune."""
+    assert fake_ray(n_cells=4, cpus=2)["actor_env"] == {}
+    fake_ray.session["name"] = "session-2"  # the Ray connected now is a different one
+    seen = fake_ray(n_cells=4, cpus=2, keep_ray=True)
+    assert "init" not in seen and seen["actor_env"] == {"PL_DISABLE_FORK": "1"}
+    assert seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] is None
+    fake_ray.session["name"] = "session-1"  # still connected to the warm Ray: a second sweep on it
+    assert fake_ray(n_cells=4, cpus=2, keep_ray=True)["actor_env"] == {}
+
+
+def test_tunes_table_is_restored_when_a_wave_is_interrupted(fake_ray):
+    with pytest.raises(KeyboardInterrupt):
+        fake_ray(n_cells=4, cpus=2, fail=True)
+    assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
+    assert not any(os.environ.get(k) for k in KEYS)
+
+
+def test_the_preloaded_modules_leave_cuda_alone():
+    """Ray sets CUDA_VISIBLE_DEVICES for a trial only when its actor is created, after the warm worker
+    imported PRELOAD: importing those modules must not touch CUDA."""
+    probe = textwrap.dedent(f"""
+        import torch
+        def touched(*a, **k):
+            raise SystemExit("CUDA touched at import")
+        for name in ("device_count", "is_available", "init", "_lazy_init", "current_device"):
+            setattr(torch.cuda, name, touched)
+        for name in {local_ray.PRELOAD.split(",")[1:]!r}:
+            __import__(name)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout[-500:] + out.stderr[-2000:]
 
 
 def test_a_ray_address_is_never_taken_for_a_local_ray(monkeypatch):
@@ -145,8 +190,9 @@ WARM_PROBE = textwrap.dedent("""
                     "PL_DISABLE_FORK": os.environ.get("PL_DISABLE_FORK")}
 
     assert local_ray.start_ray(verbose=0, warm_workers=True)
+    cpus = int(ray.cluster_resources()["CPU"])  # the raylet prestarts one worker per CPU
     deadline = time.monotonic() + 60
-    while not idle_workers() and time.monotonic() < deadline:
+    while len(idle_workers()) < cpus and time.monotonic() < deadline:
         time.sleep(0.1)
     before = idle_workers()
     with local_ray.tune_actors_inherit_env():
@@ -164,7 +210,7 @@ def test_a_warm_local_ray_hands_tune_actors_its_prestarted_workers():
     """A real Ray started by `start_ray`: an actor created through Tune's own class cache runs in one of
     the workers the raylet prestarted, finds torch already imported there, and still sees Tune's
     PL_DISABLE_FORK=1 (inherited from the raylet; the driver's environment is left as it was)."""
-    env = {k: v for k, v in os.environ.items() if k not in KEYS and not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if k not in KEYS and k not in class_cache.ENV_VARS_TO_PROPAGATE}
     with tempfile.TemporaryDirectory(prefix="ssr", dir="/tmp") as tmp:  # Ray's socket paths must stay short
         env.update(RAY_ADDRESS="local", RAY_TMPDIR=tmp)  # always a new Ray of its own
         out = subprocess.run([sys.executable, "-c", WARM_PROBE], env=env, capture_output=True, text=True,
@@ -178,6 +224,7 @@ def test_tunes_env_is_kept_when_it_would_pass_more_than_the_raylet_got(monkeypat
     """Credentials set after the warm Ray started (the raylet never got them): Tune's actors keep their
     runtime env, so the variables still reach them."""
     monkeypatch.setattr(local_ray, "_inherited", {"PL_DISABLE_FORK": "1"})
+    monkeypatch.setattr(local_ray, "started_here", lambda: True)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
     with local_ray.tune_actors_inherit_env():
         assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
