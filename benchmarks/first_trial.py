@@ -4,15 +4,17 @@
 
 Each run is a fresh process that starts its own Ray (as `python sweeps/full_study.py` does on a
 workstation) and runs N cells of the `noop` profile (the scheduler path and the whole trial, no
-training; see `benchmarks/scale.py`). Runs alternate between the product as it is ("warm": the local
-Ray's prestarted workers import torch and host Tune's trials) and the baseline of the same code with
-warm workers switched off ("cold": no prestarted workers, the behaviour before), so both see the same
-machine. Prints every run, then per mode the median, min and max, and the ratio of the medians.
+training; see `benchmarks/scale.py`). Runs rotate through three modes of the same code, so all see
+the same machine: "product" as it is (the local Ray's prestarted workers import torch and host Tune's
+trials; `ray.init` polls for its node in 20 ms steps), "cold" with warm workers switched off (no
+prestarted workers), and "before" with both switched off (Ray's own 1 s node wait: the behaviour
+before either). Prints every run, then per mode the median, min and max, and the ratios of the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -21,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODES = ("warm", "cold")
+MODES = ("product", "cold", "before")
 
 
 def one(mode: str, cells: int) -> dict:
@@ -32,8 +34,10 @@ def one(mode: str, cells: int) -> dict:
 
     from scanshift_ray import local_ray, tune_adapter
 
-    if mode == "cold":
+    if mode in ("cold", "before"):
         tune_adapter.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
+    if mode == "before":
+        local_ray._node_wait_in_short_steps = lambda active: contextlib.nullcontext()  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as work:
         first = float(scale.measure(cells, Path(work))["first_trial_s"])
     return {"first_trial_s": first, "warm": bool(local_ray._inherited) and local_ray.started_here()}
@@ -42,7 +46,7 @@ def one(mode: str, cells: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Alternate fresh-process runs of both modes and print the figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=6, help="runs per mode (even: each mode goes first as often)")
+    p.add_argument("--runs", type=int, default=6, help="runs per mode (a multiple of 3: each mode goes first as often)")
     p.add_argument("--cells", type=int, default=max(4, (os.cpu_count() or 1) + (os.cpu_count() or 1) % 2),
                    help="noop cells per sweep (even; at least one per CPU, or no Ray is warm)")
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seen: dict[str, list[float]] = {m: [] for m in MODES}
     for i in range(args.runs):
-        for mode in MODES if i % 2 == 0 else MODES[::-1]:
+        for mode in MODES[i % 3:] + MODES[:i % 3]:
             out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
                                  capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
             if out.returncode:
@@ -65,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode, xs in seen.items():
         print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
               f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")
-    print(f"warm / cold (medians): x{statistics.median(seen['warm']) / statistics.median(seen['cold']):.2f}")
+    med = {m: statistics.median(xs) for m, xs in seen.items()}
+    print(f"product / before (medians): x{med['product'] / med['before']:.2f}; "
+          f"cold / before: x{med['cold'] / med['before']:.2f}")
     return 0
 
 

@@ -21,6 +21,7 @@ On a cluster nothing is changed. Settings the user made in the environment alway
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -121,6 +122,41 @@ def started_here() -> bool:
     return _started is not None and ray.is_initialized() and _session() == _started
 
 
+@contextmanager
+def _node_wait_in_short_steps(active: bool) -> Iterator[None]:
+    """While `ray.init` starts a local Ray: Ray 2.60 asks the GCS for its new node (`services.get_node`)
+    in a loop whose C++ side sleeps 1 s whenever the raylet has not registered yet, and the raylet's
+    prestarted workers start only when the driver connects after that. So first poll the GCS's node
+    table every 20 ms (for up to 10 s), then ask as Ray does. If Ray's internals differ, Ray's own
+    call runs unchanged."""
+    try:
+        from ray._private import services, state
+
+        original = services.get_node
+    except (ImportError, AttributeError):
+        active = False
+    if not active:
+        yield
+        return
+
+    def get_node(gcs_address: str, node_id: str) -> dict:
+        try:
+            table = state.GlobalState()
+            table._initialize_global_state(services._get_gcs_client_options(gcs_address))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and all(n.get("NodeID") != node_id for n in table.node_table()):
+                time.sleep(0.02)
+        except Exception:  # anything unexpected: Ray's own wait below
+            pass
+        return original(gcs_address, node_id)
+
+    services.get_node = get_node
+    try:
+        yield
+    finally:
+        services.get_node = original
+
+
 def start_ray(verbose: int = 1, warm_workers: bool = False) -> bool:
     """Connect to the Ray at RAY_ADDRESS, or the one `ray start` left on this host, or the one already
     connected, else start a local one (prestarted workers that import torch when `warm_workers`, i.e.
@@ -130,7 +166,7 @@ def start_ray(verbose: int = 1, warm_workers: bool = False) -> bool:
         return started_here()
     local = would_start_local()
     env, inherited = _local_env(warm_workers) if local else ({}, {})
-    with env_defaults(env):  # the raylet, a child process, reads them at start; its workers inherit them
+    with env_defaults(env), _node_wait_in_short_steps(local):  # the raylet reads env at start, its workers inherit it
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, configure_logging=False,
                  log_to_driver=verbose > 1)
     _started, _inherited = (_session(), inherited) if local else (None, {})

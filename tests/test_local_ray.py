@@ -12,7 +12,10 @@ from conftest import make_cell
 from scanshift_ray import local_ray, results, tune_adapter
 
 ray = pytest.importorskip("ray")
+from ray._private import services  # noqa: E402
 from ray.tune.execution import class_cache  # noqa: E402
+
+GET_NODE = services.get_node
 
 KEYS = ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver", "TUNE_MAX_PENDING_TRIALS_PG",
         "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS")
@@ -82,6 +85,7 @@ def test_a_local_ray_with_a_trial_per_cpu_gets_warm_workers_tune_can_use(fake_ra
     assert seen["fit"]["PL_DISABLE_FORK"] is None  # set for the raylet only, not left in the driver
     assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
     assert not any(os.environ.get(k) for k in KEYS)
+    assert services.get_node is GET_NODE  # the short-step node wait is Ray's own again
 
 
 def test_a_local_ray_with_idle_cpus_starts_no_workers_ahead(fake_ray):
