@@ -14,6 +14,8 @@ trial (Ray 2.60, measured in the README's "Quick start"):
   ~0.7 GB) and Tune would pass nothing else; otherwise no worker is prestarted, since idle ones only
   take CPU from the workers the trials do use. Only while the connected Ray is still that one (its
   session): a Ray the user connects to in its place since is left as it is.
+- `ray.init` waits for its node in 20 ms steps instead of Ray's 1 s ones (`_node_wait_in_short_steps`):
+  the raylet starts those workers only once the driver has connected.
 - Tune keeps 2 x CPUs (at least 16) trials pending instead of 200 (`pending_trials_env`).
 On a cluster nothing is changed. Settings the user made in the environment always win.
 """
@@ -146,6 +148,7 @@ def _node_wait_in_short_steps(active: bool) -> Iterator[None]:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and all(n.get("NodeID") != node_id for n in table.node_table()):
                 time.sleep(0.02)
+            table.disconnect()
         except Exception:  # anything unexpected: Ray's own wait below
             pass
         return original(gcs_address, node_id)

@@ -193,7 +193,12 @@ WARM_PROBE = textwrap.dedent("""
             return {"pid": os.getpid(), "torch_first": self.torch_first,
                     "PL_DISABLE_FORK": os.environ.get("PL_DISABLE_FORK")}
 
+    from ray._private import state
+    polls = []
+    node_table = state.GlobalState.node_table
+    state.GlobalState.node_table = lambda self: polls.append(1) or node_table(self)
     assert local_ray.start_ray(verbose=0, warm_workers=True)
+    assert polls  # ray.init waited for its node through the short-step poll
     cpus = int(ray.cluster_resources()["CPU"])  # the raylet prestarts one worker per CPU
     deadline = time.monotonic() + 60
     while len(idle_workers()) < cpus and time.monotonic() < deadline:
