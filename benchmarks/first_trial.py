@@ -4,11 +4,12 @@
 
 Each run is a fresh process that starts its own Ray (as `python sweeps/full_study.py` does on a
 workstation) and runs N cells of the `noop` profile (the scheduler path and the whole trial, no
-training; see `benchmarks/scale.py`). Runs rotate through three modes of the same code, so all see
+training; see `benchmarks/scale.py`). Runs rotate through four modes of the same code, so all see
 the same machine: "product" as it is (the local Ray's prestarted workers import torch and host Tune's
-trials; `ray.init` polls for its node in 20 ms steps), "cold" with warm workers switched off (no
-prestarted workers), and "before" with both switched off (Ray's own 1 s node wait: the behaviour
-before either). Prints every run, then per mode the median, min and max, and the ratios of the medians.
+trials; `ray.init` polls for its node in 20 ms steps; Ray's processes retry local sockets every 20 ms),
+"1s-sockets" with Ray's own 1 s socket retries, "cold" with warm workers switched off (no prestarted
+workers), and "before" with all three switched off (the behaviour before any of them). Prints every
+run, then per mode the median, min and max, and the ratios of the medians.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODES = ("product", "cold", "before")
+MODES = ("product", "1s-sockets", "cold", "before")
 
 
 def one(mode: str, cells: int) -> dict:
@@ -36,6 +37,8 @@ def one(mode: str, cells: int) -> dict:
 
     if mode in ("cold", "before"):
         tune_adapter.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
+    if mode in ("1s-sockets", "before"):
+        local_ray.SOCKET_RETRY_ENV = {}
     if mode == "before":
         local_ray._node_wait_in_short_steps = lambda active: contextlib.nullcontext()  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as work:
@@ -44,9 +47,10 @@ def one(mode: str, cells: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Alternate fresh-process runs of both modes and print the figures."""
+    """Alternate fresh-process runs of the modes and print the figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=6, help="runs per mode (a multiple of 3: each mode goes first as often)")
+    p.add_argument("--runs", type=int, default=8,
+                   help=f"runs per mode (a multiple of {len(MODES)}: each mode goes first as often)")
     p.add_argument("--cells", type=int, default=max(4, (os.cpu_count() or 1) + (os.cpu_count() or 1) % 2),
                    help="noop cells per sweep (even; at least one per CPU, or no Ray is warm)")
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seen: dict[str, list[float]] = {m: [] for m in MODES}
     for i in range(args.runs):
-        for mode in MODES[i % 3:] + MODES[:i % 3]:
+        for mode in MODES[i % len(MODES):] + MODES[:i % len(MODES)]:
             out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
                                  capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
             if out.returncode:
@@ -70,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
               f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")
     med = {m: statistics.median(xs) for m, xs in seen.items()}
-    print(f"product / before (medians): x{med['product'] / med['before']:.2f}; "
-          f"cold / before: x{med['cold'] / med['before']:.2f}")
+    print("medians / before: " + ", ".join(f"{m} x{med[m] / med['before']:.2f}" for m in MODES[:-1]))
     return 0
 
 

@@ -18,7 +18,8 @@ from ray.tune.execution import class_cache  # noqa: E402
 GET_NODE = services.get_node
 
 KEYS = ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver", "TUNE_MAX_PENDING_TRIALS_PG",
-        "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS")
+        "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS", *local_ray.SOCKET_RETRY_ENV)
+SOCKETS = {"RAY_raylet_client_connect_timeout_milliseconds": "20", "RAY_raylet_client_num_connect_attempts": "500"}
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_a_local_ray_with_a_trial_per_cpu_gets_warm_workers_tune_can_use(fake_ra
     seen = fake_ray(n_cells=4, cpus=2)
     assert seen["init"] == {"RAY_enable_worker_prestart": None, "RAY_prestart_worker_first_driver": None,
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": local_ray.PRELOAD,
-                            "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
+                            "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1", **SOCKETS}
     assert seen["actor_env"] == {} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "16"
     assert seen["fit"]["PL_DISABLE_FORK"] is None  # set for the raylet only, not left in the driver
     assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
@@ -94,8 +95,32 @@ def test_a_local_ray_with_idle_cpus_starts_no_workers_ahead(fake_ray):
     seen = fake_ray(n_cells=2, cpus=12)
     assert seen["init"] == {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0",
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": None,
-                            "PL_DISABLE_FORK": None, "OMP_NUM_THREADS": None}
+                            "PL_DISABLE_FORK": None, "OMP_NUM_THREADS": None, **SOCKETS}
     assert seen["actor_env"] == {"PL_DISABLE_FORK": "1"} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "24"
+
+
+def test_socket_retries_keep_rays_total_wait_and_the_users_own_setting(fake_ray, monkeypatch):
+    """20 ms x 500 tries is Ray's own 1 s x 10 (a process whose socket never appears fails as late as
+    before); a user who set either of the two gets neither of ours, since one of each would change it."""
+    assert int(SOCKETS["RAY_raylet_client_connect_timeout_milliseconds"]) * int(
+        SOCKETS["RAY_raylet_client_num_connect_attempts"]) == 1000 * 10
+    monkeypatch.setenv("RAY_raylet_client_num_connect_attempts", "3")
+    seen = fake_ray(n_cells=4, cpus=2)
+    assert seen["init"]["RAY_raylet_client_connect_timeout_milliseconds"] is None
+    assert seen["init"]["RAY_raylet_client_num_connect_attempts"] == "3"
+    assert seen["init"]["RAY_preload_python_modules"] == local_ray.PRELOAD  # the rest as usual
+    assert not any(os.environ.get(k) for k in SOCKETS if k != "RAY_raylet_client_num_connect_attempts")
+
+
+def test_rays_binaries_read_the_socket_retry_settings():
+    """Ray reads a setting `x` from RAY_x in each process; a name it no longer has would be ignored silently.
+    Both names are in the raylet's and the core worker's (`_raylet`) binaries of the installed Ray."""
+    import ray._raylet
+
+    for binary in (services.RAYLET_EXECUTABLE, ray._raylet.__file__):
+        with open(binary, "rb") as f:
+            data = f.read()
+        assert all(k.encode() in data for k in SOCKETS), binary
 
 
 def test_variables_tune_would_pass_on_keep_its_runtime_env(fake_ray, monkeypatch):
@@ -173,7 +198,7 @@ WARM_PROBE = textwrap.dedent("""
     from ray.tune.execution.class_cache import _ActorClassCache
     from scanshift_ray import local_ray
 
-    def idle_workers():  # pids of this Ray's idle workers: children of its raylet titled ray::IDLE
+    def processes():  # this Ray's raylet pids, and {pid: (parent pid, command line)}
         procs = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -183,7 +208,17 @@ WARM_PROBE = textwrap.dedent("""
                 continue
             procs[int(pid)] = (ppid, cmd)
         raylets = {p for p, (_, c) in procs.items() if "raylet" in c.split(" ")[0] and os.environ["RAY_TMPDIR"] in c}
+        return raylets, procs
+
+    def idle_workers():  # pids of this Ray's idle workers: children of its raylet titled ray::IDLE
+        raylets, procs = processes()
         return {p for p, (pp, c) in procs.items() if pp in raylets and c.startswith("ray::IDLE")}
+
+    def raylet_env(key):
+        (raylet,) = processes()[0]
+        for item in open(f"/proc/{raylet}/environ", "rb").read().split(b"\\0"):
+            if item.startswith(key.encode() + b"="):
+                return item.split(b"=", 1)[1].decode()
 
     class Probe:
         def __init__(self):
@@ -208,7 +243,8 @@ WARM_PROBE = textwrap.dedent("""
         actor = _ActorClassCache().get(Probe).remote()  # the way Tune creates its trial actors
         inside = ray.get(actor.look.remote())
     print(json.dumps({"prestarted": inside.pop("pid") in before, **inside,
-                      "driver_env": os.environ.get("PL_DISABLE_FORK")}))
+                      "driver_env": os.environ.get("PL_DISABLE_FORK"),
+                      "socket_retry_ms": raylet_env("RAY_raylet_client_connect_timeout_milliseconds")}))
     ray.shutdown()
 """)
 
@@ -218,7 +254,8 @@ WARM_PROBE = textwrap.dedent("""
 def test_a_warm_local_ray_hands_tune_actors_its_prestarted_workers():
     """A real Ray started by `start_ray`: an actor created through Tune's own class cache runs in one of
     the workers the raylet prestarted, finds torch already imported there, and still sees Tune's
-    PL_DISABLE_FORK=1 (inherited from the raylet; the driver's environment is left as it was)."""
+    PL_DISABLE_FORK=1 (inherited from the raylet; the driver's environment is left as it was); the raylet
+    retries its sockets in 20 ms steps."""
     env = {k: v for k, v in os.environ.items() if k not in KEYS and k not in class_cache.ENV_VARS_TO_PROPAGATE}
     with tempfile.TemporaryDirectory(prefix="ssr", dir="/tmp") as tmp:  # Ray's socket paths must stay short
         env.update(RAY_ADDRESS="local", RAY_TMPDIR=tmp)  # always a new Ray of its own
@@ -226,7 +263,8 @@ def test_a_warm_local_ray_hands_tune_actors_its_prestarted_workers():
                              timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == (
-        '{"prestarted": true, "torch_first": true, "PL_DISABLE_FORK": "1", "driver_env": null}')
+        '{"prestarted": true, "torch_first": true, "PL_DISABLE_FORK": "1", "driver_env": null, '
+        '"socket_retry_ms": "20"}')
 
 
 def test_tunes_env_is_kept_when_it_would_pass_more_than_the_raylet_got(monkeypatch):
