@@ -11,7 +11,9 @@ the same machine: "product" as it is (the local Ray's prestarted workers import 
 trials; `ray.init` polls for its node in 20 ms steps; Ray's processes retry local sockets every 20 ms),
 "1s-sockets" with Ray's own 1 s socket retries, "cold" with warm workers switched off (no prestarted
 workers), and "before" with all three switched off (the behaviour before any of them). Prints every
-run, then per mode the median, min and max, and the ratios of the medians.
+run (with, from Ray's logs, how long its raylet took from starting its object store to connecting to
+it, ~1 s when its first socket try came too early, and how many workers the raylet stopped as idle),
+then per mode the median, min and max, and the ratios of the medians.
 
 With `--study`, each run is `python sweeps/full_study.py` itself (the default study on its twins,
 made first if missing), timed from its plan line ("N cells: ...") to its first trial's `started_at`,
@@ -22,9 +24,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import glob
+import importlib.abc
+import importlib.util
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -32,19 +38,29 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 MODES = ("product", "1s-sockets", "cold", "before")
-
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def set_mode(mode: str) -> None:
-    """Switch off, in this process, what `mode` runs without."""
+    """Switch off, in this process, what `mode` runs without; print the session folder of the Ray it starts."""
     from scanshift_ray import local_ray, tune_adapter
+
+    start_ray = tune_adapter.start_ray
+
+    def noting_session(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = start_ray(*args, **kwargs)
+        import ray
+
+        print("SESSION " + ray._private.worker._global_node.get_session_dir_path(), flush=True)
+        return out
+
+    tune_adapter.start_ray = noting_session  # type: ignore[assignment]
 
     if mode in ("cold", "before"):
         tune_adapter.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
@@ -52,6 +68,28 @@ def set_mode(mode: str) -> None:
         local_ray.SOCKET_RETRY_ENV = {}
     if mode == "before":
         local_ray._node_wait_in_short_steps = lambda active: contextlib.nullcontext()  # type: ignore[assignment]
+
+
+def raylet_notes(session: str | None) -> str:
+    """What the logs of Ray 2.60 say about a run's start: seconds from the raylet starting its object store
+    to its object manager (connected to that store) coming up, and how many workers were stopped as idle
+    ('?' where the logs say otherwise)."""
+    stamps: dict[str, float] = {}
+    try:
+        with open(f"{session}/logs/raylet.out", errors="replace") as log:
+            for line in log:
+                m = re.match(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)", line)
+                for key in ("Starting object store", "ObjectManager server started"):
+                    if key in line and m and key not in stamps:
+                        stamps[key] = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        pause = f"{stamps['ObjectManager server started'] - stamps['Starting object store']:.2f}"
+    except (OSError, KeyError):
+        pause = "?"
+    idle = 0
+    for path in glob.glob(f"{session}/logs/python-core-worker-*.log"):
+        with open(path, errors="replace") as log:
+            idle += "idle for a long time" in log.read()
+    return f"raylet store pause {pause} s, {idle} workers stopped as idle"
 
 
 def one(mode: str, cells: int) -> dict:
@@ -68,42 +106,98 @@ def one(mode: str, cells: int) -> dict:
     return {"first_trial_s": first, "warm": bool(local_ray._inherited) and local_ray.started_here()}
 
 
+def after_import(name: str, then: Callable[[], None]) -> None:
+    """Call `then` right after module `name` is first imported: the CLI imports Ray Tune only after its
+    plan line, so a mode switched on before then would move those imports out of the timed span."""
+
+    class Hook(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+            if fullname != name:
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run = spec.loader.exec_module  # type: ignore[union-attr]
+
+            def exec_module(module):  # type: ignore[no-untyped-def]
+                run(module)
+                then()
+
+            spec.loader.exec_module = exec_module  # type: ignore[union-attr, method-assign]
+            return spec
+
+    sys.meta_path.insert(0, Hook())
+
+
 def one_study(mode: str, results: str) -> None:
     """`python sweeps/full_study.py --results RESULTS` in this process, in `mode`."""
-    set_mode(mode)
+    after_import("scanshift_ray.tune_adapter", lambda: set_mode(mode))
     sys.path.insert(0, str(ROOT / "sweeps"))
     import full_study
 
     full_study.main(["--results", results])
 
 
+def ray_processes() -> set[int]:
+    """Pids of processes titled ray:: (Ray's workers, each in a process group of its own)."""
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read().startswith(b"ray::"):
+                pids.add(int(pid))
+    return pids
+
+
 def study_run(mode: str) -> dict:
-    """The default study in a fresh process: seconds from its plan line to its first trial's start."""
-    with tempfile.TemporaryDirectory() as results:
+    """The default study in a fresh process: seconds from its plan line to the earliest start among its
+    first wave of trials (stopped once that wave has written its results)."""
+    before = ray_processes()
+    with tempfile.TemporaryDirectory() as results, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-u", __file__, "--one-study", mode, results], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
         plan: list[float] = []
+        wave: list[int] = []
+        session: list[str] = []
 
         def read() -> None:
             for line in proc.stdout:  # type: ignore[union-attr]
                 if not plan and " cells: " in line:
                     plan.append(time.time())
+                    wave.append(int(m.group(1)) if (m := re.search(r"(\d+) at a time", line)) else 1)
+                if line.startswith("SESSION "):
+                    session.append(line.split(" ", 1)[1].strip())
 
         threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + 600  # the first run may make the twins
-        while not glob.glob(f"{results}/*/*.parquet") and proc.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + 900  # the first run may make the twins
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                wave and len(glob.glob(f"{results}/*/*.parquet")) >= wave[0]):
             time.sleep(0.2)
-        time.sleep(0.5)  # let the file be whole
-        os.killpg(proc.pid, signal.SIGINT)  # a user's Ctrl-C
+        time.sleep(0.5)  # let the last file be whole
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)  # a user's Ctrl-C
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        rows = pd.concat([pd.read_parquet(f) for f in glob.glob(f"{results}/*/*.parquet")])
+        files = glob.glob(f"{results}/*/*.parquet")
+        if not plan or not files:
+            err.seek(0)
+            raise SystemExit(f"first_trial: the {mode} study run ended without a plan line or a result "
+                             f"(rc {proc.returncode}): {err.read()[-2000:]}")
+        rows = pd.concat([pd.read_parquet(f) for f in files])
+    deadline = time.monotonic() + 30  # its workers outlive the driver a moment: not into the next run
+    while ray_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
     first = pd.to_datetime(rows["started_at"]).min().timestamp()
-    return {"first_trial_s": first - plan[0], "warm": None}
+    return {"first_trial_s": first - plan[0], "notes": raylet_notes(session[0] if session else None)}
+
+
+def order(i: int) -> tuple[str, ...]:
+    """Round i's order of the modes: a Williams square, so over each len(MODES) rounds every mode comes
+    first once and right after every other mode once."""
+    n = len(MODES)
+    row = [(i + (k + 1) // 2) % n if k % 2 else (i - k // 2) % n for k in range(n)]
+    return tuple(MODES[j] for j in row)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
     p.add_argument("--one-study", nargs=2, help=argparse.SUPPRESS)  # internal: MODE RESULTS
     args = p.parse_args(argv)
+    if args.runs < 1 or args.runs % len(MODES):
+        p.error(f"--runs must be a positive multiple of {len(MODES)}, got {args.runs}")
     if args.one:
         print(json.dumps(one(args.one, args.cells)))
         return 0
@@ -125,21 +221,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seen: dict[str, list[float]] = {m: [] for m in MODES}
     for i in range(args.runs):
-        for mode in MODES[i % len(MODES):] + MODES[:i % len(MODES)]:
+        for mode in order(i):
             if args.study:
                 got = study_run(mode)
                 seen[mode].append(got["first_trial_s"])
-                print(f"run {i + 1} {mode}: first trial {seen[mode][-1]:.2f} s after the plan", flush=True)
+                print(f"run {i + 1} {mode}: first trial started {seen[mode][-1]:.2f} s after the plan "
+                      f"({got['notes']})", flush=True)
                 continue
             out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
                                  capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
             if out.returncode:
                 print(out.stderr[-3000:], file=sys.stderr)
                 return 1
-            got = json.loads(out.stdout.strip().splitlines()[-1])
+            lines = out.stdout.strip().splitlines()
+            got = json.loads(lines[-1])
+            session = next((ln.split(" ", 1)[1] for ln in lines if ln.startswith("SESSION ")), None)
             seen[mode].append(got["first_trial_s"])
             print(f"run {i + 1} {mode}: first trial after {seen[mode][-1]:.2f} s "
-                  f"({'warm' if got['warm'] else 'cold'} Ray)", flush=True)
+                  f"({'warm' if got['warm'] else 'cold'} Ray, {raylet_notes(session)})",
+                  flush=True)
     for mode, xs in seen.items():
         print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
               f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")

@@ -16,8 +16,9 @@ trial (Ray 2.60, measured in the README's "Quick start"):
   session): a Ray the user connects to in its place since is left as it is.
 - `ray.init` waits for its node in 20 ms steps instead of Ray's 1 s ones (`_node_wait_in_short_steps`):
   the raylet starts those workers only once the driver has connected.
-- Its processes retry a local socket every 20 ms instead of every 1 s (`SOCKET_RETRY_ENV`, same 10 s
-  in all): the raylet's first connection to the object store it has just started often comes too early.
+- Its processes retry a local socket every 20 ms instead of every 1 s (`SOCKET_RETRY_ENV`, the same 10 s
+  of sleeps in all): the raylet's first connection to the object store it has just started often
+  comes too early.
 - Tune keeps 2 x CPUs (at least 16) trials pending instead of 200 (`pending_trials_env`).
 On a cluster nothing is changed. Settings the user made in the environment always win.
 """
@@ -36,10 +37,19 @@ from scanshift_ray.study import Cell
 
 NO_PRESTART_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
 PRELOAD = "torch,scanshift_ray.tune_adapter,scanshift_ray.trial"  # what a trial's worker imports first
+# The raylet of a warm local Ray. OMP_NUM_THREADS: Ray sets it to 1 for a 1-CPU trial's worker, but only
+# once the actor is created, after the preloaded libraries have sized their thread pools (numpy's OpenBLAS
+# to every core). Idle threshold: once placement groups hold the CPUs (Tune reserves one per trial just
+# before it creates the trial's actor), the raylet stops workers idle for more than 1 s; a driver setting
+# up Tune on a busy machine is often later than that, and its trials then waited for cold workers
+# (1.4-2.9 s later first trials). Idle workers in excess now wait 10 s.
+WARM_ENV = {"RAY_preload_python_modules": PRELOAD, "OMP_NUM_THREADS": "1",
+            "RAY_idle_worker_killing_time_threshold_ms": "10000"}
 # Ray 2.60 connects a process to a local socket (the raylet to its object store, a worker to its raylet)
-# in up to 10 tries 1 s apart. The raylet starts its store in a thread and connects at once; on a busy
-# machine the first try often comes before the store listens, and the raylet registers 1 s later (the
-# bimodal 1 s step of the quick-start figures). The same 10 s of retries, in 20 ms steps:
+# in up to 10 tries 1 s apart, and a worker asks its raylet for the system config the same way. The
+# raylet starts its store in a thread and connects at once; on a busy machine the first try often comes
+# before the store listens, and the raylet registers 1 s later (the bimodal 1 s step of the quick-start
+# figures). The same 10 s of sleeps, in 20 ms steps (Ray logs each retry after the second one):
 SOCKET_RETRY_ENV = {"RAY_raylet_client_connect_timeout_milliseconds": "20",
                     "RAY_raylet_client_num_connect_attempts": "500"}
 
@@ -94,9 +104,7 @@ def _local_env(warm: bool) -> tuple[dict[str, str], dict[str, str]]:
     tune_env = _tune_actor_env()
     if not warm or tune_env is None or any(k in os.environ for k in tune_env):
         return {**NO_PRESTART_ENV, **sockets}, {}
-    # Ray sets OMP_NUM_THREADS=1 for a 1-CPU trial's worker, but only once the actor is created: after the
-    # preloaded libraries have sized their thread pools (numpy's OpenBLAS to every core)
-    return {**tune_env, "RAY_preload_python_modules": PRELOAD, "OMP_NUM_THREADS": "1", **sockets}, tune_env
+    return {**tune_env, **WARM_ENV, **sockets}, tune_env
 
 
 def _ray_cpus() -> int:

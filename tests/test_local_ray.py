@@ -18,7 +18,8 @@ from ray.tune.execution import class_cache  # noqa: E402
 GET_NODE = services.get_node
 
 KEYS = ("RAY_enable_worker_prestart", "RAY_prestart_worker_first_driver", "TUNE_MAX_PENDING_TRIALS_PG",
-        "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS", *local_ray.SOCKET_RETRY_ENV)
+        "RAY_preload_python_modules", "PL_DISABLE_FORK", "OMP_NUM_THREADS", "RAY_idle_worker_killing_time_threshold_ms",
+        *local_ray.SOCKET_RETRY_ENV)
 SOCKETS = {"RAY_raylet_client_connect_timeout_milliseconds": "20", "RAY_raylet_client_num_connect_attempts": "500"}
 
 
@@ -81,7 +82,8 @@ def test_a_local_ray_with_a_trial_per_cpu_gets_warm_workers_tune_can_use(fake_ra
     seen = fake_ray(n_cells=4, cpus=2)
     assert seen["init"] == {"RAY_enable_worker_prestart": None, "RAY_prestart_worker_first_driver": None,
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": local_ray.PRELOAD,
-                            "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1", **SOCKETS}
+                            "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1",
+                            "RAY_idle_worker_killing_time_threshold_ms": "10000", **SOCKETS}
     assert seen["actor_env"] == {} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "16"
     assert seen["fit"]["PL_DISABLE_FORK"] is None  # set for the raylet only, not left in the driver
     assert class_cache.DEFAULT_ENV_VARS == {"PL_DISABLE_FORK": "1"}
@@ -95,21 +97,25 @@ def test_a_local_ray_with_idle_cpus_starts_no_workers_ahead(fake_ray):
     seen = fake_ray(n_cells=2, cpus=12)
     assert seen["init"] == {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0",
                             "TUNE_MAX_PENDING_TRIALS_PG": None, "RAY_preload_python_modules": None,
-                            "PL_DISABLE_FORK": None, "OMP_NUM_THREADS": None, **SOCKETS}
+                            "PL_DISABLE_FORK": None, "OMP_NUM_THREADS": None,
+                            "RAY_idle_worker_killing_time_threshold_ms": None, **SOCKETS}
     assert seen["actor_env"] == {"PL_DISABLE_FORK": "1"} and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] == "24"
 
 
 def test_socket_retries_keep_rays_total_wait_and_the_users_own_setting(fake_ray, monkeypatch):
-    """20 ms x 500 tries is Ray's own 1 s x 10 (a process whose socket never appears fails as late as
-    before); a user who set either of the two gets neither of ours, since one of each would change it."""
-    assert int(SOCKETS["RAY_raylet_client_connect_timeout_milliseconds"]) * int(
-        SOCKETS["RAY_raylet_client_num_connect_attempts"]) == 1000 * 10
-    monkeypatch.setenv("RAY_raylet_client_num_connect_attempts", "3")
-    seen = fake_ray(n_cells=4, cpus=2)
-    assert seen["init"]["RAY_raylet_client_connect_timeout_milliseconds"] is None
-    assert seen["init"]["RAY_raylet_client_num_connect_attempts"] == "3"
-    assert seen["init"]["RAY_preload_python_modules"] == local_ray.PRELOAD  # the rest as usual
-    assert not any(os.environ.get(k) for k in SOCKETS if k != "RAY_raylet_client_num_connect_attempts")
+    """20 ms x 500 tries keeps Ray's own 1 s x 10 of sleeps (a process whose socket never appears fails no
+    sooner than before); a user who set either of the two gets neither of ours, since one of each would
+    change it."""
+    ours = local_ray.SOCKET_RETRY_ENV
+    assert int(ours["RAY_raylet_client_connect_timeout_milliseconds"]) * int(
+        ours["RAY_raylet_client_num_connect_attempts"]) == 1000 * 10
+    for key, other in (tuple(SOCKETS), tuple(SOCKETS)[::-1]):
+        monkeypatch.setenv(key, "3")
+        seen = fake_ray(n_cells=4, cpus=2)
+        assert seen["init"][key] == "3" and seen["init"][other] is None
+        assert seen["init"]["RAY_preload_python_modules"] == local_ray.PRELOAD  # the rest as usual
+        assert os.environ.get(other) is None
+        monkeypatch.delenv(key)
 
 
 def test_rays_binaries_read_the_socket_retry_settings():
@@ -146,6 +152,7 @@ def test_user_settings_win_and_a_cluster_is_left_as_it_is(fake_ray, monkeypatch)
     seen = fake_ray(n_cells=4, cpus=2)
     assert seen["address"] == "10.0.0.1:6379" and seen["fit"]["TUNE_MAX_PENDING_TRIALS_PG"] is None
     assert seen["init"]["RAY_enable_worker_prestart"] is None and seen["actor_env"] == {"PL_DISABLE_FORK": "1"}
+    assert all(seen["init"][k] is None for k in SOCKETS)  # a cluster's processes keep Ray's own retries
 
 
 def test_a_ray_the_user_connected_in_its_place_is_not_taken_for_the_warm_one(fake_ray):
@@ -196,6 +203,8 @@ WARM_PROBE = textwrap.dedent("""
     import json, os, sys, time
     import ray
     from ray.tune.execution.class_cache import _ActorClassCache
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
     from scanshift_ray import local_ray
 
     def processes():  # this Ray's raylet pids, and {pid: (parent pid, command line)}
@@ -239,8 +248,14 @@ WARM_PROBE = textwrap.dedent("""
     while len(idle_workers()) < cpus and time.monotonic() < deadline:
         time.sleep(0.1)
     before = idle_workers()
+    # as Tune does: placement groups for the trials first (from then on the raylet stops idle workers in
+    # excess of the free CPUs), the actors later (here 1.5 s: a driver still busy setting up Tune)
+    pgs = [placement_group([{"CPU": 1}]) for _ in range(cpus)]  # one trial per CPU
+    ray.get([pg.ready() for pg in pgs])
+    time.sleep(1.5)
     with local_ray.tune_actors_inherit_env():
-        actor = _ActorClassCache().get(Probe).remote()  # the way Tune creates its trial actors
+        actor = _ActorClassCache().get(Probe).options(  # the way Tune creates its trial actors
+            scheduling_strategy=PlacementGroupSchedulingStrategy(pgs[0])).remote()
         inside = ray.get(actor.look.remote())
     print(json.dumps({"prestarted": inside.pop("pid") in before, **inside,
                       "driver_env": os.environ.get("PL_DISABLE_FORK"),
@@ -252,10 +267,11 @@ WARM_PROBE = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds Ray's worker processes in /proc")
 def test_a_warm_local_ray_hands_tune_actors_its_prestarted_workers():
-    """A real Ray started by `start_ray`: an actor created through Tune's own class cache runs in one of
-    the workers the raylet prestarted, finds torch already imported there, and still sees Tune's
-    PL_DISABLE_FORK=1 (inherited from the raylet; the driver's environment is left as it was); the raylet
-    retries its sockets in 20 ms steps."""
+    """A real Ray started by `start_ray`: an actor created through Tune's own class cache, in a placement
+    group reserved 1.5 s before, runs in one of the workers the raylet prestarted (fails with Ray's 1 s
+    idle threshold), finds torch already imported there, and still sees Tune's PL_DISABLE_FORK=1
+    (inherited from the raylet; the driver's environment is left as it was); the raylet retries its
+    sockets in 20 ms steps."""
     env = {k: v for k, v in os.environ.items() if k not in KEYS and k not in class_cache.ENV_VARS_TO_PROPAGATE}
     with tempfile.TemporaryDirectory(prefix="ssr", dir="/tmp") as tmp:  # Ray's socket paths must stay short
         env.update(RAY_ADDRESS="local", RAY_TMPDIR=tmp)  # always a new Ray of its own
