@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def set_mode(mode: str) -> None:
-    """Switch off, in this process, what `mode` runs without; print the session folder of the Ray it starts."""
+    """Switch off, in this process, what `mode` runs without; print the session folder of the Ray it starts
+    and the order of the cells it hands Ray Tune."""
     from scanshift_ray import local_ray, tune_adapter
 
     start_ray = tune_adapter.start_ray
@@ -61,6 +62,14 @@ def set_mode(mode: str) -> None:
         return out
 
     tune_adapter.start_ray = noting_session  # type: ignore[assignment]
+    run_cells = tune_adapter.run_cells
+
+    def noting_order(cells, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Tune starts a grid's trials in its order: the first wave is the first "N at a time" of these
+        print("ORDER " + " ".join(f"{c.experiment}/{c.cell_id}" for c in cells[:64]), flush=True)
+        return run_cells(cells, *args, **kwargs)
+
+    tune_adapter.run_cells = noting_order  # type: ignore[assignment]
 
     if mode in ("cold", "before"):
         tune_adapter.fills_every_cpu = lambda *a, **k: False  # type: ignore[assignment]
@@ -74,6 +83,8 @@ def raylet_notes(session: str | None) -> str:
     """What the logs of Ray 2.60 say about a run's start: seconds from the raylet starting its object store
     to its object manager (connected to that store) coming up, and how many workers were stopped as idle
     ('?' where the logs say otherwise)."""
+    if not session or not os.path.isdir(f"{session}/logs"):
+        return "no Ray log found"
     stamps: dict[str, float] = {}
     try:
         with open(f"{session}/logs/raylet.out", errors="replace") as log:
@@ -116,6 +127,8 @@ def after_import(name: str, then: Callable[[], None]) -> None:
                 return None
             sys.meta_path.remove(self)
             spec = importlib.util.find_spec(name)
+            if spec is None or not hasattr(spec.loader, "exec_module"):
+                raise ImportError(f"first_trial: cannot hook the import of {name}")
             run = spec.loader.exec_module  # type: ignore[union-attr]
 
             def exec_module(module):  # type: ignore[no-untyped-def]
@@ -125,16 +138,23 @@ def after_import(name: str, then: Callable[[], None]) -> None:
             spec.loader.exec_module = exec_module  # type: ignore[union-attr, method-assign]
             return spec
 
+    if name in sys.modules:  # the hook would never fire and every mode would run as the product
+        raise SystemExit(f"first_trial: {name} is imported before the sweep starts")
     sys.meta_path.insert(0, Hook())
 
 
 def one_study(mode: str, results: str) -> None:
     """`python sweeps/full_study.py --results RESULTS` in this process, in `mode`."""
-    after_import("scanshift_ray.tune_adapter", lambda: set_mode(mode))
+    switched: list[str] = []
+    after_import("scanshift_ray.tune_adapter", lambda: switched.append(mode) or set_mode(mode))
     sys.path.insert(0, str(ROOT / "sweeps"))
     import full_study
 
-    full_study.main(["--results", results])
+    try:
+        full_study.main(["--results", results])
+    finally:
+        if not switched:
+            print(f"first_trial: the {mode} run never imported the Tune adapter", file=sys.stderr)
 
 
 def ray_processes() -> set[int]:
@@ -157,6 +177,7 @@ def study_run(mode: str) -> dict:
         plan: list[float] = []
         wave: list[int] = []
         session: list[str] = []
+        grid: list[str] = []
 
         def read() -> None:
             for line in proc.stdout:  # type: ignore[union-attr]
@@ -165,11 +186,15 @@ def study_run(mode: str) -> dict:
                     wave.append(int(m.group(1)) if (m := re.search(r"(\d+) at a time", line)) else 1)
                 if line.startswith("SESSION "):
                     session.append(line.split(" ", 1)[1].strip())
+                if line.startswith("ORDER "):
+                    grid.extend(line.split()[1:])
+
+        def first_wave_done() -> bool:
+            return bool(wave and grid) and all(os.path.exists(f"{results}/{c}.parquet") for c in grid[:wave[0]])
 
         threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + 900  # the first run may make the twins
-        while proc.poll() is None and time.monotonic() < deadline and not (
-                wave and len(glob.glob(f"{results}/*/*.parquet")) >= wave[0]):
+        while proc.poll() is None and time.monotonic() < deadline and not first_wave_done():
             time.sleep(0.2)
         time.sleep(0.5)  # let the last file be whole
         with contextlib.suppress(ProcessLookupError):
@@ -179,10 +204,10 @@ def study_run(mode: str) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        files = glob.glob(f"{results}/*/*.parquet")
-        if not plan or not files:
+        files = [f"{results}/{c}.parquet" for c in grid[:wave[0]]] if wave else []
+        if not plan or not files or not all(map(os.path.exists, files)):
             err.seek(0)
-            raise SystemExit(f"first_trial: the {mode} study run ended without a plan line or a result "
+            raise SystemExit(f"first_trial: the {mode} study run ended without a plan line or its first wave "
                              f"(rc {proc.returncode}): {err.read()[-2000:]}")
         rows = pd.concat([pd.read_parquet(f) for f in files])
     deadline = time.monotonic() + 30  # its workers outlive the driver a moment: not into the next run
@@ -193,11 +218,26 @@ def study_run(mode: str) -> dict:
 
 
 def order(i: int) -> tuple[str, ...]:
-    """Round i's order of the modes: a Williams square, so over each len(MODES) rounds every mode comes
-    first once and right after every other mode once."""
+    """Round i's order of the modes: a Williams square (for an even number of modes), so over each
+    len(MODES) rounds every mode comes first once and, within rounds, right after every other mode once."""
     n = len(MODES)
     row = [(i + (k + 1) // 2) % n if k % 2 else (i - k // 2) % n for k in range(n)]
     return tuple(MODES[j] for j in row)
+
+
+def measure(mode: str, args: argparse.Namespace) -> tuple[float, str]:
+    """One fresh-process run in `mode`: seconds to the first trial, and what Ray's logs say about it."""
+    if args.study:
+        got = study_run(mode)
+        return got["first_trial_s"], f"from the plan line; {got['notes']}"
+    out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
+                         capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
+    if out.returncode:
+        raise SystemExit(f"first_trial: the {mode} run failed: {out.stderr[-3000:]}")
+    lines = out.stdout.strip().splitlines()
+    got = json.loads(lines[-1])
+    session = next((ln.split(" ", 1)[1] for ln in lines if ln.startswith("SESSION ")), None)
+    return got["first_trial_s"], f"{'warm' if got['warm'] else 'cold'} Ray, {raylet_notes(session)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", type=int, default=max(4, (os.cpu_count() or 1) + (os.cpu_count() or 1) % 2),
                    help="noop cells per sweep (even; at least one per CPU, or no Ray is warm)")
     p.add_argument("--study", action="store_true", help="time the default study instead of noop cells")
+    p.add_argument("--warmup", type=int, default=1, choices=(0, 1), help="one uncounted product run first")
     p.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: measure one run here
     p.add_argument("--one-study", nargs=2, help=argparse.SUPPRESS)  # internal: MODE RESULTS
     args = p.parse_args(argv)
@@ -219,27 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.one_study:
         one_study(*args.one_study)
         return 0
+    if args.warmup:  # the first run after a while finds colder caches: not counted
+        print(f"warm-up (not counted): first trial after {measure('product', args)[0]:.2f} s", flush=True)
     seen: dict[str, list[float]] = {m: [] for m in MODES}
     for i in range(args.runs):
         for mode in order(i):
-            if args.study:
-                got = study_run(mode)
-                seen[mode].append(got["first_trial_s"])
-                print(f"run {i + 1} {mode}: first trial started {seen[mode][-1]:.2f} s after the plan "
-                      f"({got['notes']})", flush=True)
-                continue
-            out = subprocess.run([sys.executable, __file__, "--one", mode, "--cells", str(args.cells)],
-                                 capture_output=True, text=True, env={**os.environ, "RAY_AIR_NEW_OUTPUT": "0"})
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            lines = out.stdout.strip().splitlines()
-            got = json.loads(lines[-1])
-            session = next((ln.split(" ", 1)[1] for ln in lines if ln.startswith("SESSION ")), None)
-            seen[mode].append(got["first_trial_s"])
-            print(f"run {i + 1} {mode}: first trial after {seen[mode][-1]:.2f} s "
-                  f"({'warm' if got['warm'] else 'cold'} Ray, {raylet_notes(session)})",
-                  flush=True)
+            took, notes = measure(mode, args)
+            seen[mode].append(took)
+            print(f"run {i + 1} {mode}: first trial after {took:.2f} s ({notes})", flush=True)
     for mode, xs in seen.items():
         print(f"{mode}: median {statistics.median(xs):.2f} s, min {min(xs):.2f}, max {max(xs):.2f}, "
               f"{sum(x <= 5.0 for x in xs)}/{len(xs)} within 5 s")

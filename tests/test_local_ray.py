@@ -259,7 +259,8 @@ WARM_PROBE = textwrap.dedent("""
         inside = ray.get(actor.look.remote())
     print(json.dumps({"prestarted": inside.pop("pid") in before, **inside,
                       "driver_env": os.environ.get("PL_DISABLE_FORK"),
-                      "socket_retry_ms": raylet_env("RAY_raylet_client_connect_timeout_milliseconds")}))
+                      "socket_retry_ms": raylet_env("RAY_raylet_client_connect_timeout_milliseconds"),
+                      "idle_ms": raylet_env("RAY_idle_worker_killing_time_threshold_ms")}))
     ray.shutdown()
 """)
 
@@ -280,7 +281,7 @@ def test_a_warm_local_ray_hands_tune_actors_its_prestarted_workers():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == (
         '{"prestarted": true, "torch_first": true, "PL_DISABLE_FORK": "1", "driver_env": null, '
-        '"socket_retry_ms": "20"}')
+        '"socket_retry_ms": "20", "idle_ms": "10000"}')
 
 
 def test_tunes_env_is_kept_when_it_would_pass_more_than_the_raylet_got(monkeypatch):
