@@ -118,15 +118,17 @@ def test_socket_retries_keep_rays_total_wait_and_the_users_own_setting(fake_ray,
         monkeypatch.delenv(key)
 
 
-def test_rays_binaries_read_the_socket_retry_settings():
+def test_rays_binaries_read_the_settings_given_to_its_processes():
     """Ray reads a setting `x` from RAY_x in each process; a name it no longer has would be ignored silently.
-    Both names are in the raylet's and the core worker's (`_raylet`) binaries of the installed Ray."""
+    The socket retries are in the raylet's and the core worker's (`_raylet`) binaries of the installed
+    Ray, the idle threshold in the raylet's."""
     import ray._raylet
 
-    for binary in (services.RAYLET_EXECUTABLE, ray._raylet.__file__):
+    for binary, keys in ((services.RAYLET_EXECUTABLE, [*SOCKETS, "RAY_idle_worker_killing_time_threshold_ms"]),
+                         (ray._raylet.__file__, list(SOCKETS))):
         with open(binary, "rb") as f:
             data = f.read()
-        assert all(k.encode() in data for k in SOCKETS), binary
+        assert all(k.encode() in data for k in keys), binary
 
 
 def test_variables_tune_would_pass_on_keep_its_runtime_env(fake_ray, monkeypatch):
