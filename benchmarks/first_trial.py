@@ -3,21 +3,21 @@
     python benchmarks/first_trial.py --runs 8 --cells 4
     python benchmarks/first_trial.py --runs 8 --study       # the default study instead
 
-
 Each run is a fresh process that starts its own Ray (as `python sweeps/full_study.py` does on a
 workstation) and runs N cells of the `noop` profile (the scheduler path and the whole trial, no
-training; see `benchmarks/scale.py`). Runs rotate through four modes of the same code, so all see
-the same machine: "product" as it is (the local Ray's prestarted workers import torch and host Tune's
-trials; `ray.init` polls for its node in 20 ms steps; Ray's processes retry local sockets every 20 ms),
-"1s-sockets" with Ray's own 1 s socket retries, "cold" with warm workers switched off (no prestarted
-workers), and "before" with all three switched off (the behaviour before any of them). Prints every
-run (with, from Ray's logs, how long its raylet took from starting its object store to connecting to
-it, ~1 s when its first socket try came too early, and how many workers the raylet stopped as idle),
-then per mode the median, min and max, and the ratios of the medians.
+training; see `benchmarks/scale.py`). Runs go through four modes of the same code in a Williams-square
+order (after one uncounted warm-up run), so all see the same machine: "product" as it is (the local
+Ray's prestarted workers import torch and host Tune's trials; `ray.init` polls for its node in 20 ms
+steps; Ray's processes retry local sockets every 20 ms), "1s-sockets" with Ray's own 1 s socket
+retries, "cold" with warm workers switched off (no prestarted workers), and "before" with all three
+switched off (the behaviour before any of them). Prints every run (with, from Ray's logs, how long
+its raylet took from starting its object store to connecting to it, ~1 s when its first socket try
+came too early, and how many workers the raylet stopped as idle), then per mode the median, min and
+max, and the ratios of the medians.
 
 With `--study`, each run is `python sweeps/full_study.py` itself (the default study on its twins,
-made first if missing), timed from its plan line ("N cells: ...") to its first trial's `started_at`,
-then stopped with Ctrl-C once that trial has written its result.
+made first if missing), timed from its plan line ("N cells: ...") to the earliest `started_at` of its
+first wave of trials, then stopped with Ctrl-C once that wave has written its results.
 """
 
 from __future__ import annotations
@@ -189,8 +189,11 @@ def study_run(mode: str) -> dict:
                 if line.startswith("ORDER "):
                     grid.extend(line.split()[1:])
 
+        def first_wave() -> list[str]:  # result files of the first wave's cells, once plan and order are in
+            return [f"{results}/{c}.parquet" for c in grid[:wave[0]]] if wave and grid else []
+
         def first_wave_done() -> bool:
-            return bool(wave and grid) and all(os.path.exists(f"{results}/{c}.parquet") for c in grid[:wave[0]])
+            return bool(first_wave()) and all(map(os.path.exists, first_wave()))
 
         threading.Thread(target=read, daemon=True).start()
         deadline = time.monotonic() + 900  # the first run may make the twins
@@ -204,8 +207,8 @@ def study_run(mode: str) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        files = [f"{results}/{c}.parquet" for c in grid[:wave[0]]] if wave else []
-        if not plan or not files or not all(map(os.path.exists, files)):
+        files = first_wave()
+        if not plan or not first_wave_done():
             err.seek(0)
             raise SystemExit(f"first_trial: the {mode} study run ended without a plan line or its first wave "
                              f"(rc {proc.returncode}): {err.read()[-2000:]}")

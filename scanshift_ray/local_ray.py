@@ -14,8 +14,8 @@ trial (Ray 2.60, measured in the README's "Quick start"):
   placement groups hold the CPUs, Ray stops idle workers in excess, often before a busy driver has
   asked for them. This is done only when every prestarted worker will host a trial (a worker
   importing torch holds ~0.7 GB) and Tune would pass nothing else; otherwise no worker is prestarted,
-  since idle ones only take CPU from the workers the trials do use. Only while the connected Ray is still that one (its
-  session): a Ray the user connects to in its place since is left as it is.
+  since idle ones only take CPU from the workers the trials do use. Only while the connected Ray is
+  still that one (its session): a Ray the user connects to in its place since is left as it is.
 - `ray.init` waits for its node in 20 ms steps instead of Ray's 1 s ones (`_node_wait_in_short_steps`):
   the raylet starts those workers only once the driver has connected.
 - Its processes retry a local socket every 20 ms instead of every 1 s (`SOCKET_RETRY_ENV`, the same 10 s
