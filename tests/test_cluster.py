@@ -51,6 +51,21 @@ def _wait_done(res: Path, n: int, proc: subprocess.Popen, timeout: float = 180) 
         time.sleep(0.1)
 
 
+def _wait_trials_gone(address: str, timeout: float = 120) -> None:
+    """Until every actor on the cluster is dead: after its driver's SIGKILL, Ray kills the job's trial
+    actors, and a trial finishing meanwhile still writes its (whole, rightly kept) result."""
+    from ray._private import services, state
+
+    table = state.GlobalState()
+    table._initialize_global_state(services._get_gcs_client_options(address))
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and any(a["State"] != "DEAD" for a in table.actor_table(None).values()):
+            time.sleep(0.2)
+    finally:
+        table.disconnect()
+
+
 def _each_cell_once(res: Path, n_cells: int) -> pd.DataFrame:
     files = list(res.glob("main/*.parquet"))
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)  # every file is complete
@@ -84,6 +99,7 @@ def test_driver_sigkill_then_same_command_runs_only_unfinished_cells(cluster, to
         pytest.fail(f"the kill must land mid-sweep; the sweep ended: {proc.communicate()[1][-1500:]}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
+    _wait_trials_gone(c.address)  # what is on disk after that is what the same command must find done
     before = {p: p.stat().st_mtime_ns for p in res.glob("main/*.parquet")}
     assert 3 <= len(before) < 16, "the kill should land mid-sweep"
     for p in before:
